@@ -1,0 +1,5 @@
+//! The `attn` dialect.
+
+pub mod infer;
+mod ops;
+pub use ops::*;

@@ -1,0 +1,5 @@
+//! The `graph` dialect.
+
+pub mod infer;
+mod ops;
+pub use ops::*;

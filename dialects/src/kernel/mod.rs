@@ -1,0 +1,5 @@
+//! The `kernel` dialect.
+
+pub mod infer;
+mod ops;
+pub use ops::*;

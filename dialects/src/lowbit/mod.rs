@@ -1,0 +1,5 @@
+//! The `lowbit` dialect.
+
+pub mod infer;
+mod ops;
+pub use ops::*;

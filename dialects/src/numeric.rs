@@ -1,0 +1,152 @@
+//! Exact value conversions into every element type.
+//!
+//! The interpreter computes in `f64` and stores every value rounded to its element type, so
+//! an `f16` tensor holds exactly the values an `f16` buffer could. These functions are that
+//! rounding: floats round to nearest, ties to even, and saturate to the largest finite value
+//! (ONNX's `saturate=1`; `f8E5M2` keeps infinities); integers round half to even and clamp.
+
+use half::{bf16, f16};
+
+use crate::ir::Elem;
+
+/// A small IEEE-like float format: exponent and mantissa bits, and its largest finite value.
+struct Minifloat {
+    mbits: i32,
+    emin: i32,
+    max: f64,
+    has_inf: bool,
+}
+
+fn minifloat(elem: Elem) -> Option<Minifloat> {
+    Some(match elem {
+        Elem::F8E4M3FN => Minifloat { mbits: 3, emin: -6, max: 448.0, has_inf: false },
+        Elem::F8E5M2 => Minifloat { mbits: 2, emin: -14, max: 57344.0, has_inf: true },
+        Elem::F4E2M1FN => Minifloat { mbits: 1, emin: 0, max: 6.0, has_inf: false },
+        _ => return None,
+    })
+}
+
+/// Rounds to nearest, ties to even (the IEEE default; `f64::round` ties away from zero).
+pub fn round_half_even(v: f64) -> f64 {
+    let r = v.round();
+    if (v - v.trunc()).abs() == 0.5 && r % 2.0 != 0.0 {
+        r - v.signum()
+    } else {
+        r
+    }
+}
+
+fn round_minifloat(v: f64, m: &Minifloat) -> f64 {
+    if v.is_nan() {
+        return v;
+    }
+    let a = v.abs();
+    if a.is_infinite() {
+        return if m.has_inf { v } else { m.max.copysign(v) };
+    }
+    if a == 0.0 {
+        return v;
+    }
+    let e = (a.log2().floor() as i32).max(m.emin);
+    let step = 2f64.powi(e - m.mbits);
+    let q = round_half_even(a / step) * step;
+    q.min(m.max).copysign(v)
+}
+
+/// Rounds `v` to the nearest value of the float type `elem` (ties to even, saturating),
+/// or rounds half to even and clamps for an integer type. `i1` maps non-zero to 1.
+pub fn round_to(v: f64, elem: Elem) -> f64 {
+    match elem {
+        Elem::F64 => v,
+        Elem::F32 => {
+            let f = v as f32;
+            if f.is_infinite() && v.is_finite() {
+                f32::MAX.copysign(f) as f64
+            } else {
+                f as f64
+            }
+        }
+        Elem::F16 => saturate_half(f16::from_f64(v).to_f64(), v, f16::MAX.to_f64()),
+        Elem::BF16 => saturate_half(bf16::from_f64(v).to_f64(), v, bf16::MAX.to_f64()),
+        Elem::F8E4M3FN | Elem::F8E5M2 | Elem::F4E2M1FN => {
+            round_minifloat(v, &minifloat(elem).expect("a minifloat type"))
+        }
+        Elem::I1 => {
+            if v != 0.0 {
+                1.0
+            } else {
+                0.0
+            }
+        }
+        Elem::I64 | Elem::I32 | Elem::I16 | Elem::UI16 | Elem::I8 | Elem::UI8 | Elem::I4 | Elem::UI4 => {
+            let (lo, hi) = elem.int_range().expect("an integer type");
+            if v.is_nan() {
+                return 0.0;
+            }
+            round_half_even(v).clamp(lo as f64, hi as f64)
+        }
+    }
+}
+
+/// Converts `v` as a cast does: like [`round_to`], except that float-to-integer conversion
+/// truncates toward zero (C and ONNX `Cast` semantics) before clamping.
+pub fn cast_to(v: f64, elem: Elem) -> f64 {
+    if elem.is_int() && elem != Elem::I1 {
+        round_to(v.trunc(), elem)
+    } else {
+        round_to(v, elem)
+    }
+}
+
+fn saturate_half(r: f64, v: f64, max: f64) -> f64 {
+    if r.is_infinite() && v.is_finite() {
+        max.copysign(v)
+    } else {
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn e4m3_values() {
+        // Independently known points of the OCP E4M3FN grid.
+        assert_eq!(round_to(448.0, Elem::F8E4M3FN), 448.0);
+        assert_eq!(round_to(1000.0, Elem::F8E4M3FN), 448.0);
+        assert_eq!(round_to(-1000.0, Elem::F8E4M3FN), -448.0);
+        assert_eq!(round_to(0.3, Elem::F8E4M3FN), 0.3125); // step 2^-5 in [0.25, 0.5)
+        assert_eq!(round_to(2f64.powi(-9), Elem::F8E4M3FN), 2f64.powi(-9)); // smallest subnormal
+        assert_eq!(round_to(2f64.powi(-11), Elem::F8E4M3FN), 0.0); // ties to even: 0.25 step
+        assert_eq!(round_to(17.0, Elem::F8E4M3FN), 16.0); // step 2 in [16, 32): tie to even
+        assert_eq!(round_to(19.0, Elem::F8E4M3FN), 20.0);
+    }
+
+    #[test]
+    fn e5m2_and_e2m1_values() {
+        assert_eq!(round_to(1e6, Elem::F8E5M2), 57344.0);
+        assert_eq!(round_to(f64::INFINITY, Elem::F8E5M2), f64::INFINITY);
+        assert_eq!(round_to(0.1, Elem::F8E5M2), 0.09375);
+        let grid = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0];
+        for (x, want) in [(0.2, 0.0), (0.3, 0.5), (1.25, 1.0), (1.75, 2.0), (2.5, 2.0), (3.5, 4.0), (5.0, 4.0), (5.1, 6.0), (9.0, 6.0)] {
+            let got = round_to(x, Elem::F4E2M1FN);
+            assert!(grid.contains(&got));
+            assert_eq!(got, want, "e2m1({x})");
+        }
+    }
+
+    #[test]
+    fn ints_and_halves() {
+        assert_eq!(round_to(2.5, Elem::I8), 2.0);
+        assert_eq!(round_to(-2.5, Elem::I8), -2.0);
+        assert_eq!(round_to(3.5, Elem::I8), 4.0);
+        assert_eq!(round_to(200.0, Elem::I8), 127.0);
+        assert_eq!(round_to(-9.0, Elem::I4), -8.0);
+        assert_eq!(round_to(-1.0, Elem::UI4), 0.0);
+        assert_eq!(cast_to(-2.7, Elem::I32), -2.0);
+        assert_eq!(round_to(65520.0, Elem::F16), 65504.0);
+        assert_eq!(round_to(1.0 + 2f64.powi(-11), Elem::F16), 1.0);
+        assert_eq!(round_to(0.1, Elem::F32), 0.1f32 as f64);
+    }
+}

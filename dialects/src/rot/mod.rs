@@ -1,0 +1,5 @@
+//! The `rot` dialect.
+
+pub mod infer;
+mod ops;
+pub use ops::*;

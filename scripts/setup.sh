@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Prepare a Debian 12 machine to build and test lowbit. Idempotent: a second
+# run installs nothing and takes about a second.
+#
+#   bash scripts/setup.sh                  # system packages, Rust check, numpy
+#   PY_PACKAGES="onnx onnxruntime" bash scripts/setup.sh   # extra pip packages
+set -euo pipefail
+
+say() { echo "setup: $*"; }
+die() { echo "setup: error: $*" >&2; exit 1; }
+
+# Root runs commands directly; otherwise through sudo when there is one.
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || die "not root and no sudo: run this as root"
+    SUDO="sudo"
+fi
+
+# LLVM/MLIR 22 for melior + inkwell (both link LLVM statically); the -dev
+# libraries are what `llvm-config --system-libs` asks the linker for
+# (-lz -lzstd -lxml2 and libz3.so); libclang is for bindgen (mlir-sys);
+# build-essential gives cc/c++ (linking, `cc -shared` in tests).
+APT_PACKAGES=(
+    llvm-22-dev libmlir-22-dev mlir-22-tools libclang-22-dev
+    zlib1g-dev libzstd-dev libxml2-dev libz3-dev
+    build-essential python3 python3-pip
+)
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
+        || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    say "installing ${missing[*]}"
+    $SUDO apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}"
+else
+    say "system packages present"
+fi
+
+LLVM_CONFIG=/usr/lib/llvm-22/bin/llvm-config
+[ -x "$LLVM_CONFIG" ] || die "$LLVM_CONFIG not found after installing llvm-22-dev"
+say "LLVM $("$LLVM_CONFIG" --version) at $("$LLVM_CONFIG" --prefix)"
+
+# Rust: rustup-managed, not installed here.
+if ! command -v cargo >/dev/null; then
+    [ -x "$HOME/.cargo/bin/cargo" ] && die "cargo is in ~/.cargo/bin but not on PATH: run 'source ~/.cargo/env'"
+    die "cargo not found: install Rust >= 1.85 with rustup (https://rustup.rs), then rerun"
+fi
+say "$(cargo --version)"
+
+# Python packages for the tests, installed only when missing.
+read -r -a py_packages <<< "numpy ${PY_PACKAGES:-}"
+py_missing=$(python3 - "${py_packages[@]}" <<'EOF'
+import importlib.metadata as md, re, sys
+for spec in sys.argv[1:]:
+    name = re.split(r"[\s<>=!~\[;]", spec, maxsplit=1)[0]
+    try:
+        md.version(name)
+    except md.PackageNotFoundError:
+        print(spec)
+EOF
+)
+if [ -n "$py_missing" ]; then
+    # shellcheck disable=SC2086  # one package per word
+    say "pip installing" $py_missing
+    # Debian's own python3 is "externally managed" (PEP 668); we own this machine.
+    # Without write access to site-packages (not root, no venv), install per user.
+    user=""
+    python3 -c 'import os, sysconfig; exit(not os.access(sysconfig.get_paths()["purelib"], os.W_OK))' \
+        || user="--user"
+    PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install -q $user $py_missing
+else
+    say "python packages present (${py_packages[*]})"
+fi
+
+say "done"
