@@ -80,10 +80,12 @@ impl WeightStore {
         let base = map.as_ptr() as usize;
         let mut slots = Vec::with_capacity(specs.len());
         for spec in specs {
-            let view = st.tensor(&spec.name).map_err(|_| RuntimeError::MissingWeight {
-                name: spec.name.clone(),
-                path: path.to_path_buf(),
-            })?;
+            let view = st
+                .tensor(&spec.name)
+                .map_err(|_| RuntimeError::MissingWeight {
+                    name: spec.name.clone(),
+                    path: path.to_path_buf(),
+                })?;
             let data = view.data();
             if !entry_matches(spec, view.dtype(), view.shape(), data.len()) {
                 return Err(RuntimeError::WeightMismatch {
@@ -164,10 +166,11 @@ impl Artifact {
         }
         // SAFETY: loading runs the object's initializers; a lowbit artifact is
         // trusted code written by the compiler, with no initializers of its own.
-        let library = unsafe { Library::new(&lib_path) }.map_err(|source| RuntimeError::LoadLibrary {
-            path: lib_path.clone(),
-            source,
-        })?;
+        let library =
+            unsafe { Library::new(&lib_path) }.map_err(|source| RuntimeError::LoadLibrary {
+                path: lib_path.clone(),
+                source,
+            })?;
         // SAFETY: the manifest's entry symbol has the `EntryFn` type by the
         // artifact contract; the pointer is copied out but only called while
         // `library` (moved into the artifact) keeps it loaded.
@@ -210,14 +213,20 @@ impl Artifact {
     /// from an aligned load-time copy (`false`); `None` if there is no such weight.
     pub fn is_weight_mapped(&self, name: &str) -> Option<bool> {
         let index = self.manifest.weights.iter().position(|w| w.name == name)?;
-        Some(matches!(self.weights.slots[index], WeightSlot::Mapped { .. }))
+        Some(matches!(
+            self.weights.slots[index],
+            WeightSlot::Mapped { .. }
+        ))
     }
 
     /// Runs the entry on `inputs` (keyed by name) and returns the outputs, keyed by name.
     ///
     /// Every manifest input must be present with its dtype and shape, and no
     /// other may be; outputs start zeroed. A non-zero return code is an error.
-    pub fn run(&self, inputs: &BTreeMap<String, HostTensor>) -> RuntimeResult<BTreeMap<String, HostTensor>> {
+    pub fn run(
+        &self,
+        inputs: &BTreeMap<String, HostTensor>,
+    ) -> RuntimeResult<BTreeMap<String, HostTensor>> {
         let ordered = self.check_inputs(inputs)?;
         let mut outputs = self.zeroed_outputs();
         let mut call = self.prepare(&ordered, &mut outputs);
@@ -238,11 +247,13 @@ impl Artifact {
     ) -> RuntimeResult<Vec<&'a HostTensor>> {
         let mut ordered = Vec::with_capacity(self.manifest.inputs.len());
         for spec in &self.manifest.inputs {
-            let t = inputs.get(&spec.name).ok_or_else(|| RuntimeError::MissingInput {
-                name: spec.name.clone(),
-                dtype: spec.dtype,
-                shape: spec.shape.clone(),
-            })?;
+            let t = inputs
+                .get(&spec.name)
+                .ok_or_else(|| RuntimeError::MissingInput {
+                    name: spec.name.clone(),
+                    dtype: spec.dtype,
+                    shape: spec.shape.clone(),
+                })?;
             if t.dtype() != spec.dtype {
                 return Err(RuntimeError::InputDTypeMismatch {
                     name: spec.name.clone(),
@@ -265,7 +276,12 @@ impl Artifact {
         {
             return Err(RuntimeError::UnexpectedInput {
                 name: extra.clone(),
-                declared: self.manifest.inputs.iter().map(|s| s.name.clone()).collect(),
+                declared: self
+                    .manifest
+                    .inputs
+                    .iter()
+                    .map(|s| s.name.clone())
+                    .collect(),
             });
         }
         Ok(ordered)

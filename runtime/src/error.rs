@@ -89,7 +89,9 @@ pub enum RuntimeError {
     },
 
     /// The byte length of a tensor's data does not match its dtype and shape.
-    #[error("tensor of type {dtype} and shape {shape:?} needs {expected} bytes of data, got {found}")]
+    #[error(
+        "tensor of type {dtype} and shape {shape:?} needs {expected} bytes of data, got {found}"
+    )]
     DataSize {
         /// The tensor's element type.
         dtype: crate::DType,
@@ -203,7 +205,11 @@ pub enum RuntimeError {
 
 impl RuntimeError {
     /// Builds an [`RuntimeError::Io`] for `path`.
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
         RuntimeError::Io {
             action,
             path: path.into(),

@@ -116,9 +116,12 @@ fn npy_type(dtype: DType) -> Option<&'static str> {
         DType::I8 => "|i1",
         DType::UI8 => "|u1",
         DType::I1 => "|b1",
-        DType::BF16 | DType::F8E4M3FN | DType::F8E5M2 | DType::F4E2M1FN | DType::I4 | DType::UI4 => {
-            return None
-        }
+        DType::BF16
+        | DType::F8E4M3FN
+        | DType::F8E5M2
+        | DType::F4E2M1FN
+        | DType::I4
+        | DType::UI4 => return None,
     })
 }
 
@@ -194,7 +197,11 @@ fn read_npy_member(
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
         .and_then(|n| dtype.checked_byte_size(n))
         .filter(|&b| b as u64 <= member_size)
-        .ok_or_else(|| bad(format!("shape {shape:?} needs more data than the file holds")))?;
+        .ok_or_else(|| {
+            bad(format!(
+                "shape {shape:?} needs more data than the file holds"
+            ))
+        })?;
     let order = npy.order();
     let endianness = ts.endianness();
     let mut data = AlignedBytes::zeroed(byte_len);
@@ -244,7 +251,10 @@ pub fn write_npz(path: impl AsRef<Path>, tensors: &TensorMap) -> RuntimeResult<(
             .ok_or_else(|| RuntimeError::UnsupportedDType {
                 path: path.to_path_buf(),
                 name: name.clone(),
-                dtype: format!("{} (npz holds only f64 f32 f16 i64 i32 i8 ui8 i1; use .safetensors)", t.dtype()),
+                dtype: format!(
+                    "{} (npz holds only f64 f32 f16 i64 i32 i8 ui8 i1; use .safetensors)",
+                    t.dtype()
+                ),
             })?
             .parse()
             .expect("npy_type returns valid numpy type strings");
@@ -322,7 +332,12 @@ fn dtype_of_safetensors(dtype: Dtype) -> Option<DType> {
 /// tensor of `spec`'s dtype and shape, under the conventions of this module:
 /// a packed spec matches a `U8`/`I8` entry of exactly its packed byte size, or
 /// (for `f4E2M1FN`) an `F4` entry of its shape.
-pub(crate) fn entry_matches(spec: &TensorSpec, dtype: Dtype, shape: &[usize], byte_len: usize) -> bool {
+pub(crate) fn entry_matches(
+    spec: &TensorSpec,
+    dtype: Dtype,
+    shape: &[usize],
+    byte_len: usize,
+) -> bool {
     if byte_len != spec.byte_size() {
         return false;
     }
@@ -330,7 +345,9 @@ pub(crate) fn entry_matches(spec: &TensorSpec, dtype: Dtype, shape: &[usize], by
         Some(d) => d == dtype && shape == spec.shape.as_slice(),
         None => {
             matches!(dtype, Dtype::U8 | Dtype::I8)
-                || (spec.dtype == DType::F4E2M1FN && dtype == Dtype::F4 && shape == spec.shape.as_slice())
+                || (spec.dtype == DType::F4E2M1FN
+                    && dtype == Dtype::F4
+                    && shape == spec.shape.as_slice())
         }
     }
 }
@@ -343,7 +360,8 @@ pub fn read_safetensors(path: impl AsRef<Path>) -> RuntimeResult<TensorMap> {
     // by another process meanwhile is outside what this function guards against.
     let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| RuntimeError::io("map", path, e))?;
     let st = SafeTensors::deserialize(&map).map_err(|e| RuntimeError::malformed(path, e))?;
-    let (_, metadata) = SafeTensors::read_metadata(&map).map_err(|e| RuntimeError::malformed(path, e))?;
+    let (_, metadata) =
+        SafeTensors::read_metadata(&map).map_err(|e| RuntimeError::malformed(path, e))?;
     let extra = metadata.metadata().clone().unwrap_or_default();
     let mut tensors = TensorMap::new();
     for (name, view) in st.iter() {

@@ -19,7 +19,7 @@
 //! * [`tensor`]: [`HostTensor`], an 8-byte-aligned host buffer, and [`random_inputs`].
 //! * [`io`]: reading and writing named tensors as `.npz` or `.safetensors`, atomically.
 //! * [`artifact`]: [`Artifact`] — load, check inputs, call the entry.
-//! * [`bench`]: [`BenchStats`] and [`Artifact::bench`].
+//! * [`bench`](mod@bench): [`BenchStats`] and [`Artifact::bench`].
 //! * [`error`]: [`RuntimeError`], the one error type.
 //!
 //! The C ABI of an entry point and the manifest format are documented in

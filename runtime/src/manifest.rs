@@ -272,8 +272,7 @@ impl Manifest {
     /// Reads and validates the manifest at `path`.
     pub fn load(path: impl AsRef<Path>) -> RuntimeResult<Manifest> {
         let path = path.as_ref();
-        let text =
-            std::fs::read_to_string(path).map_err(|e| RuntimeError::io("read", path, e))?;
+        let text = std::fs::read_to_string(path).map_err(|e| RuntimeError::io("read", path, e))?;
         Manifest::parse(&text, path)
     }
 
@@ -319,8 +318,10 @@ impl Manifest {
     /// Writes the manifest to `path` atomically (temp file, then rename).
     pub fn save(&self, path: impl AsRef<Path>) -> RuntimeResult<()> {
         let text = self.to_json();
-        crate::io::write_atomic(path.as_ref(), |file| {
+        let path = path.as_ref();
+        crate::io::write_atomic(path, |_, file| {
             std::io::Write::write_all(file, text.as_bytes())
+                .map_err(|e| RuntimeError::io("write", path, e))
         })
     }
 
@@ -396,7 +397,10 @@ mod tests {
         assert_eq!(DType::F4E2M1FN.byte_size(1), 1);
         assert_eq!(DType::I4.byte_size(0), 0);
         assert_eq!(DType::I64.checked_byte_size(usize::MAX), None);
-        assert_eq!(DType::I4.checked_byte_size(usize::MAX), Some(usize::MAX / 2 + 1));
+        assert_eq!(
+            DType::I4.checked_byte_size(usize::MAX),
+            Some(usize::MAX / 2 + 1)
+        );
         assert_eq!(DType::F64.alignment(), 8);
         assert_eq!(DType::I4.alignment(), 1);
     }
@@ -434,17 +438,38 @@ mod tests {
         );
         let text = EXAMPLE.replace("\"format_version\": 1,", "");
         let err = Manifest::parse(&text, "m.json").unwrap_err();
-        assert!(err.to_string().contains("missing field `format_version`"), "{err}");
+        assert!(
+            err.to_string().contains("missing field `format_version`"),
+            "{err}"
+        );
     }
 
     #[test]
     fn rejects_bad_manifests() {
         let cases = [
-            (EXAMPLE.replace("\"f32\", \"shape\": [1, 16, 32]}],\n      \"outputs\"", "\"f31\", \"shape\": [1]}],\n      \"outputs\""), "unknown element type `f31`"),
+            (
+                EXAMPLE.replace(
+                    "\"f32\", \"shape\": [1, 16, 32]}],\n      \"outputs\"",
+                    "\"f31\", \"shape\": [1]}],\n      \"outputs\"",
+                ),
+                "unknown element type `f31`",
+            ),
             (EXAMPLE.replace("\"out\"", "\"\""), "empty name"),
-            (EXAMPLE.replace("\"lowbit_main\"", "\"\""), "`entry` is empty"),
-            (EXAMPLE.replace("\"wq\", \"dtype\": \"i4\", \"shape\": [32, 33]", "\"wq\", \"dtype\": \"f64\", \"shape\": [4294967296, 4294967296]"), "overflows"),
-            (EXAMPLE.replace("\"entry\"", "\"entry_symbol\""), "missing field `entry`"),
+            (
+                EXAMPLE.replace("\"lowbit_main\"", "\"\""),
+                "`entry` is empty",
+            ),
+            (
+                EXAMPLE.replace(
+                    "\"wq\", \"dtype\": \"i4\", \"shape\": [32, 33]",
+                    "\"wq\", \"dtype\": \"f64\", \"shape\": [4294967296, 4294967296]",
+                ),
+                "overflows",
+            ),
+            (
+                EXAMPLE.replace("\"entry\"", "\"entry_symbol\""),
+                "missing field `entry`",
+            ),
             ("{\"format_version\": 1".to_string(), "EOF"),
         ];
         for (text, needle) in cases {
@@ -457,7 +482,10 @@ mod tests {
             r#""outputs": [{"name": "out", "dtype": "f32", "shape": []}, {"name": "out""#,
         );
         let err = Manifest::parse(&dup, "m.json").unwrap_err();
-        assert!(err.to_string().contains("`outputs` names `out` twice"), "{err}");
+        assert!(
+            err.to_string().contains("`outputs` names `out` twice"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -132,7 +132,11 @@ impl HostTensor {
     }
 
     /// A tensor holding a copy of `bytes`, which must be exactly the tensor's byte size.
-    pub fn from_bytes(dtype: DType, shape: impl Into<Vec<usize>>, bytes: &[u8]) -> RuntimeResult<Self> {
+    pub fn from_bytes(
+        dtype: DType,
+        shape: impl Into<Vec<usize>>,
+        bytes: &[u8],
+    ) -> RuntimeResult<Self> {
         let shape = shape.into();
         check_size(dtype, &shape, bytes.len())?;
         Ok(HostTensor {
@@ -143,14 +147,21 @@ impl HostTensor {
     }
 
     /// A tensor taking ownership of an aligned buffer of exactly its byte size.
-    pub fn from_aligned(dtype: DType, shape: impl Into<Vec<usize>>, data: AlignedBytes) -> RuntimeResult<Self> {
+    pub fn from_aligned(
+        dtype: DType,
+        shape: impl Into<Vec<usize>>,
+        data: AlignedBytes,
+    ) -> RuntimeResult<Self> {
         let shape = shape.into();
         check_size(dtype, &shape, data.len())?;
         Ok(HostTensor { dtype, shape, data })
     }
 
     /// A tensor of `T::DTYPE` holding `values`, one per element of `shape`.
-    pub fn from_values<T: Element>(shape: impl Into<Vec<usize>>, values: &[T]) -> RuntimeResult<Self> {
+    pub fn from_values<T: Element>(
+        shape: impl Into<Vec<usize>>,
+        values: &[T],
+    ) -> RuntimeResult<Self> {
         // SAFETY: `Element` types have no padding, so their bytes are initialized.
         let bytes = unsafe {
             std::slice::from_raw_parts(values.as_ptr().cast::<u8>(), std::mem::size_of_val(values))
@@ -218,7 +229,9 @@ impl HostTensor {
             DType::F8E4M3FN => b.iter().map(|&x| f8e4m3fn_to_f32(x)).collect(),
             DType::F8E5M2 => b.iter().map(|&x| f8e5m2_to_f32(x)).collect(),
             DType::F4E2M1FN => nibbles(b, n).map(f4e2m1fn_to_f32).collect(),
-            DType::I4 => nibbles(b, n).map(|x| (((x << 4) as i8) >> 4) as f32).collect(),
+            DType::I4 => nibbles(b, n)
+                .map(|x| (((x << 4) as i8) >> 4) as f32)
+                .collect(),
             DType::UI4 => nibbles(b, n).map(f32::from).collect(),
         }
     }
@@ -261,10 +274,7 @@ fn chunks<const N: usize>(bytes: &[u8], f: impl Fn([u8; N]) -> f32) -> Vec<f32> 
 
 /// The first `n` nibbles of `bytes`, low nibble of each byte first.
 fn nibbles(bytes: &[u8], n: usize) -> impl Iterator<Item = u8> + '_ {
-    bytes
-        .iter()
-        .flat_map(|&b| [b & 0x0f, b >> 4])
-        .take(n)
+    bytes.iter().flat_map(|&b| [b & 0x0f, b >> 4]).take(n)
 }
 
 /// Decodes an `f8E4M3FN` byte: bias 7, no infinities, `S.1111.111` is NaN.
@@ -380,12 +390,20 @@ fn fill<const N: usize>(out: &mut [u8], mut next: impl FnMut() -> [u8; N]) {
 /// in `[-1, 1)` on a grid the type represents exactly (f8/f4: uniform over the
 /// codes whose value lies in `[-1, 1)`); `i1` is 0 or 1; the other integer
 /// types (`i4` and `ui4` included) are uniform in `[0, 8)`.
-pub fn random_inputs(manifest: &Manifest, seed: u64) -> std::collections::BTreeMap<String, HostTensor> {
+pub fn random_inputs(
+    manifest: &Manifest,
+    seed: u64,
+) -> std::collections::BTreeMap<String, HostTensor> {
     let mut rng = SplitMix64(seed);
     manifest
         .inputs
         .iter()
-        .map(|spec| (spec.name.clone(), random_tensor(&mut rng, spec.dtype, &spec.shape)))
+        .map(|spec| {
+            (
+                spec.name.clone(),
+                random_tensor(&mut rng, spec.dtype, &spec.shape),
+            )
+        })
         .collect()
 }
 
@@ -426,7 +444,8 @@ mod tests {
         let f16s = [f16::from_f32(0.5), f16::from_f32(-3.0)];
         let t = HostTensor::from_values([2], &f16s).unwrap();
         assert_eq!(t.to_f32_vec(), vec![0.5, -3.0]);
-        let t = HostTensor::from_values([2], &[bf16::from_f32(1.5), bf16::from_f32(-0.25)]).unwrap();
+        let t =
+            HostTensor::from_values([2], &[bf16::from_f32(1.5), bf16::from_f32(-0.25)]).unwrap();
         assert_eq!(t.to_f32_vec(), vec![1.5, -0.25]);
         let t = HostTensor::from_values([3], &[-7i64, 0, 9]).unwrap();
         assert_eq!(t.to_f32_vec(), vec![-7.0, 0.0, 9.0]);
