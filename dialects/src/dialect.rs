@@ -123,13 +123,22 @@ fn slot_range(slots: &[Slot]) -> (usize, usize) {
 #[macro_export]
 macro_rules! __slot {
     ($n:ident) => {
-        $crate::dialect::Slot { name: stringify!($n), arity: $crate::dialect::Arity::One }
+        $crate::dialect::Slot {
+            name: stringify!($n),
+            arity: $crate::dialect::Arity::One,
+        }
     };
     (opt $n:ident) => {
-        $crate::dialect::Slot { name: stringify!($n), arity: $crate::dialect::Arity::Optional }
+        $crate::dialect::Slot {
+            name: stringify!($n),
+            arity: $crate::dialect::Arity::Optional,
+        }
     };
     (var $n:ident) => {
-        $crate::dialect::Slot { name: stringify!($n), arity: $crate::dialect::Arity::Variadic }
+        $crate::dialect::Slot {
+            name: stringify!($n),
+            arity: $crate::dialect::Arity::Variadic,
+        }
     };
 }
 

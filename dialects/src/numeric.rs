@@ -19,9 +19,24 @@ struct Minifloat {
 
 fn minifloat(elem: Elem) -> Option<Minifloat> {
     Some(match elem {
-        Elem::F8E4M3FN => Minifloat { mbits: 3, emin: -6, max: 448.0, has_inf: false },
-        Elem::F8E5M2 => Minifloat { mbits: 2, emin: -14, max: 57344.0, has_inf: true },
-        Elem::F4E2M1FN => Minifloat { mbits: 1, emin: 0, max: 6.0, has_inf: false },
+        Elem::F8E4M3FN => Minifloat {
+            mbits: 3,
+            emin: -6,
+            max: 448.0,
+            has_inf: false,
+        },
+        Elem::F8E5M2 => Minifloat {
+            mbits: 2,
+            emin: -14,
+            max: 57344.0,
+            has_inf: true,
+        },
+        Elem::F4E2M1FN => Minifloat {
+            mbits: 1,
+            emin: 0,
+            max: 6.0,
+            has_inf: false,
+        },
         _ => return None,
     })
 }
@@ -78,7 +93,14 @@ pub fn round_to(v: f64, elem: Elem) -> f64 {
                 0.0
             }
         }
-        Elem::I64 | Elem::I32 | Elem::I16 | Elem::UI16 | Elem::I8 | Elem::UI8 | Elem::I4 | Elem::UI4 => {
+        Elem::I64
+        | Elem::I32
+        | Elem::I16
+        | Elem::UI16
+        | Elem::I8
+        | Elem::UI8
+        | Elem::I4
+        | Elem::UI4 => {
             let (lo, hi) = elem.int_range().expect("an integer type");
             if v.is_nan() {
                 return 0.0;
@@ -129,7 +151,17 @@ mod tests {
         assert_eq!(round_to(f64::INFINITY, Elem::F8E5M2), f64::INFINITY);
         assert_eq!(round_to(0.1, Elem::F8E5M2), 0.09375);
         let grid = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0];
-        for (x, want) in [(0.2, 0.0), (0.3, 0.5), (1.25, 1.0), (1.75, 2.0), (2.5, 2.0), (3.5, 4.0), (5.0, 4.0), (5.1, 6.0), (9.0, 6.0)] {
+        for (x, want) in [
+            (0.2, 0.0),
+            (0.3, 0.5),
+            (1.25, 1.0),
+            (1.75, 2.0),
+            (2.5, 2.0),
+            (3.5, 4.0),
+            (5.0, 4.0),
+            (5.1, 6.0),
+            (9.0, 6.0),
+        ] {
             let got = round_to(x, Elem::F4E2M1FN);
             assert!(grid.contains(&got));
             assert_eq!(got, want, "e2m1({x})");

@@ -25,14 +25,24 @@ fn custom_round_trip() {
     let printed = print_module(&m);
     let m2 = parse_module(&printed, "p.mlir", 0).unwrap();
     assert_eq!(print_module(&m2), printed);
-    assert!(printed.contains("%4 = graph.softmax %3 {axis = -1 : i64} : tensor<1x2x4x4xf32>"), "{printed}");
-    assert!(printed.contains("%6, %7 = graph.split %5 {axis = 1 : i64}"), "{printed}");
+    assert!(
+        printed.contains("%4 = graph.softmax %3 {axis = -1 : i64} : tensor<1x2x4x4xf32>"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("%6, %7 = graph.split %5 {axis = 1 : i64}"),
+        "{printed}"
+    );
 }
 
 #[test]
 fn generic_round_trip_with_locs() {
     let m = parse_module(SRC, "t.mlir", 0).unwrap();
-    let opts = PrintOptions { generic: true, locs: true, elide: false };
+    let opts = PrintOptions {
+        generic: true,
+        locs: true,
+        elide: false,
+    };
     let g = print_module_with(&m, opts);
     assert!(g.contains("\"graph.matmul\"(%4, %arg2) : (tensor<1x2x4x4xf32>, tensor<1x2x4x8xf32>) -> tensor<1x2x4x8xf32> loc(\"node0\")"), "{g}");
     let m2 = parse_module(&g, "g.mlir", 0).unwrap();
@@ -50,7 +60,16 @@ fn errors_point_at_the_text() {
     let undef = "func @f(%a: tensor<2xf32>) -> tensor<2xf32> {\n  %0 = graph.relu %b : tensor<2xf32>\n  return %0\n}\n";
     let e = parse_module(undef, "u.mlir", 0).unwrap_err();
     assert_eq!(e.message, "use of undefined value '%b'");
-    for trunc in [&SRC[..SRC.len() / 2], "func @f(", "func", "module {", "%0 = "] {
-        assert!(parse_module(trunc, "t.mlir", 0).is_err(), "{trunc:?} should not parse");
+    for trunc in [
+        &SRC[..SRC.len() / 2],
+        "func @f(",
+        "func",
+        "module {",
+        "%0 = ",
+    ] {
+        assert!(
+            parse_module(trunc, "t.mlir", 0).is_err(),
+            "{trunc:?} should not parse"
+        );
     }
 }

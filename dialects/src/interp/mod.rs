@@ -36,14 +36,20 @@ impl Tensor {
     pub fn new(ty: TensorType, data: Vec<f64>) -> Tensor {
         assert_eq!(ty.num_elements(), data.len(), "data length must match {ty}");
         let e = ty.elem;
-        let data = data.into_iter().map(|v| crate::numeric::round_to(v, e)).collect();
+        let data = data
+            .into_iter()
+            .map(|v| crate::numeric::round_to(v, e))
+            .collect();
         Tensor { ty, data }
     }
 
     /// A tensor of zeros.
     pub fn zeros(ty: TensorType) -> Tensor {
         let n = ty.num_elements();
-        Tensor { ty, data: vec![0.0; n] }
+        Tensor {
+            ty,
+            data: vec![0.0; n],
+        }
     }
 
     /// The shape as `usize`s.
@@ -105,16 +111,31 @@ pub fn eval_op(opcode: Opcode, cx: &EvalCx<'_>) -> EvalResult {
 }
 
 /// Evaluates a verified function on `inputs` (one per parameter, types equal).
-pub fn run_func(f: &Func, inputs: &[Tensor], weights: &Weights) -> Result<Vec<Tensor>, InterpError> {
-    let bad = |message: String| InterpError::Inputs { func: f.name.clone(), message };
+pub fn run_func(
+    f: &Func,
+    inputs: &[Tensor],
+    weights: &Weights,
+) -> Result<Vec<Tensor>, InterpError> {
+    let bad = |message: String| InterpError::Inputs {
+        func: f.name.clone(),
+        message,
+    };
     if inputs.len() != f.params.len() {
-        return Err(bad(format!("takes {} input(s), given {}", f.params.len(), inputs.len())));
+        return Err(bad(format!(
+            "takes {} input(s), given {}",
+            f.params.len(),
+            inputs.len()
+        )));
     }
     let mut env: cranelift_entity::SecondaryMap<crate::ir::Value, Option<Tensor>> =
         cranelift_entity::SecondaryMap::new();
     for (i, (&p, t)) in f.params.iter().zip(inputs).enumerate() {
         if &t.ty != f.ty(p) {
-            return Err(bad(format!("input #{i} has type {} but the parameter is {}", t.ty, f.ty(p))));
+            return Err(bad(format!(
+                "input #{i} has type {} but the parameter is {}",
+                t.ty,
+                f.ty(p)
+            )));
         }
         env[p] = Some(t.clone());
     }
@@ -123,10 +144,19 @@ pub fn run_func(f: &Func, inputs: &[Tensor], weights: &Weights) -> Result<Vec<Te
         let args: Vec<&Tensor> = d
             .args
             .iter()
-            .map(|&a| env[a].as_ref().expect("verified: operands are defined before use"))
+            .map(|&a| {
+                env[a]
+                    .as_ref()
+                    .expect("verified: operands are defined before use")
+            })
             .collect();
         let results: Vec<&TensorType> = d.results.iter().map(|&r| f.ty(r)).collect();
-        let cx = EvalCx { args: &args, attrs: &d.attrs, results: &results, weights };
+        let cx = EvalCx {
+            args: &args,
+            attrs: &d.attrs,
+            results: &results,
+            weights,
+        };
         let out = eval_op(d.opcode, &cx).map_err(|message| InterpError::Op {
             op: d.opcode.name(),
             loc: d.loc.clone(),
@@ -138,5 +168,8 @@ pub fn run_func(f: &Func, inputs: &[Tensor], weights: &Weights) -> Result<Vec<Te
             env[r] = Some(t);
         }
     }
-    Ok(f.rets.iter().map(|&r| env[r].clone().expect("verified: returns are defined")).collect())
+    Ok(f.rets
+        .iter()
+        .map(|&r| env[r].clone().expect("verified: returns are defined"))
+        .collect())
 }

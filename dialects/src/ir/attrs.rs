@@ -117,13 +117,19 @@ impl Attrs {
 
     /// Removes `name`, returning its value.
     pub fn remove(&mut self, name: &str) -> Option<Attr> {
-        let i = self.0.binary_search_by(|(n, _)| n.as_str().cmp(name)).ok()?;
+        let i = self
+            .0
+            .binary_search_by(|(n, _)| n.as_str().cmp(name))
+            .ok()?;
         Some(self.0.remove(i).1)
     }
 
     /// The value of `name`.
     pub fn get(&self, name: &str) -> Option<&Attr> {
-        let i = self.0.binary_search_by(|(n, _)| n.as_str().cmp(name)).ok()?;
+        let i = self
+            .0
+            .binary_search_by(|(n, _)| n.as_str().cmp(name))
+            .ok()?;
         Some(&self.0[i].1)
     }
 
@@ -269,9 +275,77 @@ fn write_elem_value(f: &mut dyn fmt::Write, v: f64, elem: Elem) -> fmt::Result {
     match elem {
         Elem::I1 => write!(f, "{}", v != 0.0),
         e if e.is_int() => write!(f, "{}", v as i64),
-        // Narrow floats print in f32 precision; every one of their values is exact there.
         Elem::F64 => f.write_str(&format_float(v, Elem::F64)),
+        // Non-finite values print as the element type's bit pattern, which MLIR reads
+        // (`0x7C00 : f16`); f32 bits when the type cannot encode the value.
+        e if !v.is_finite() => match nonfinite_hex(v, e) {
+            Some(hex) => f.write_str(&hex),
+            None => f.write_str(&format_float(v, Elem::F32)),
+        },
+        // Narrow floats print in f32 precision; every one of their values is exact there.
         _ => f.write_str(&format_float(v, Elem::F32)),
+    }
+}
+
+/// The hexadecimal bit pattern of a non-finite value in a narrow float type, when the type
+/// has one.
+fn nonfinite_hex(v: f64, ty: Elem) -> Option<String> {
+    Some(match ty {
+        Elem::F16 => format!("0x{:04X}", half::f16::from_f64(v).to_bits()),
+        Elem::BF16 => format!("0x{:04X}", half::bf16::from_f64(v).to_bits()),
+        Elem::F8E5M2 if v.is_nan() => "0x7E".to_string(),
+        Elem::F8E5M2 if v < 0.0 => "0xFC".to_string(),
+        Elem::F8E5M2 => "0x7C".to_string(),
+        Elem::F8E4M3FN if v.is_nan() => "0x7F".to_string(),
+        _ => return None,
+    })
+}
+
+/// The value of the bit pattern `bits` of the float type `ty`, as MLIR reads a hexadecimal
+/// literal of that type; `None` when `bits` is wider than the type (or `ty` is no float).
+pub fn float_from_bits(bits: u64, ty: Elem) -> Option<f64> {
+    let fits = |w: u32| bits < (1u64 << w);
+    Some(match ty {
+        Elem::F64 => f64::from_bits(bits),
+        Elem::F32 if fits(32) => f32::from_bits(bits as u32) as f64,
+        Elem::F16 if fits(16) => half::f16::from_bits(bits as u16).to_f64(),
+        Elem::BF16 if fits(16) => half::bf16::from_bits(bits as u16).to_f64(),
+        Elem::F8E4M3FN if fits(8) => minifloat_from_bits(bits, 4, 3, false),
+        Elem::F8E5M2 if fits(8) => minifloat_from_bits(bits, 5, 2, true),
+        Elem::F4E2M1FN if fits(4) => minifloat_from_bits(bits, 2, 1, false),
+        _ => return None,
+    })
+}
+
+/// Decodes an OCP minifloat with `ebits` exponent bits (bias `2^(ebits-1) - 1`) and `mbits`
+/// mantissa bits. With `ieee` an all-ones exponent means infinity or NaN (E5M2); otherwise
+/// there are no infinities and only the all-ones 8-bit pattern is NaN (E4M3FN; E2M1FN has
+/// neither).
+fn minifloat_from_bits(bits: u64, ebits: u32, mbits: u32, ieee: bool) -> f64 {
+    let sign = if (bits >> (ebits + mbits)) & 1 == 1 {
+        -1.0
+    } else {
+        1.0
+    };
+    let emax = (1u64 << ebits) - 1;
+    let mmax = (1u64 << mbits) - 1;
+    let (e, m) = ((bits >> mbits) & emax, bits & mmax);
+    if ieee && e == emax {
+        return if m == 0 {
+            sign * f64::INFINITY
+        } else {
+            f64::NAN
+        };
+    }
+    if !ieee && ebits + mbits == 7 && e == emax && m == mmax {
+        return f64::NAN;
+    }
+    let bias = (1i32 << (ebits - 1)) - 1;
+    let frac = m as f64 / (mmax + 1) as f64;
+    if e == 0 {
+        sign * frac * 2f64.powi(1 - bias)
+    } else {
+        sign * (1.0 + frac) * 2f64.powi(e as i32 - bias)
     }
 }
 
@@ -301,7 +375,7 @@ fn write_nested(f: &mut dyn fmt::Write, values: &[f64], shape: &[i64], elem: Ele
         }
     } else {
         let n = shape[0].max(0) as usize;
-        let stride = if n == 0 { 0 } else { values.len() / n };
+        let stride = values.len().checked_div(n).unwrap_or(0);
         for i in 0..n {
             if i > 0 {
                 f.write_str(", ")?;
@@ -334,10 +408,43 @@ mod tests {
     }
 
     #[test]
+    fn hex_bit_patterns() {
+        assert_eq!(float_from_bits(0x7C00, Elem::F16), Some(f64::INFINITY));
+        assert_eq!(float_from_bits(0xFF80, Elem::BF16), Some(f64::NEG_INFINITY));
+        assert_eq!(float_from_bits(0x7E, Elem::F8E4M3FN), Some(448.0));
+        assert!(float_from_bits(0x7F, Elem::F8E4M3FN).unwrap().is_nan());
+        assert_eq!(float_from_bits(0x01, Elem::F8E4M3FN), Some(2f64.powi(-9)));
+        assert_eq!(float_from_bits(0x7B, Elem::F8E5M2), Some(57344.0));
+        assert_eq!(float_from_bits(0xFC, Elem::F8E5M2), Some(f64::NEG_INFINITY));
+        assert_eq!(float_from_bits(0x7, Elem::F4E2M1FN), Some(6.0));
+        assert_eq!(float_from_bits(0x9, Elem::F4E2M1FN), Some(-0.5));
+        assert_eq!(float_from_bits(0x7F800000, Elem::F16), None);
+        let d = |elem, v| DenseAttr {
+            ty: TensorType::new([2], elem),
+            values: Some(vec![1.0, v]),
+        };
+        for (elem, want) in [
+            (Elem::F16, "dense<[1.0, 0xFC00]> : tensor<2xf16>"),
+            (Elem::BF16, "dense<[1.0, 0xFF80]> : tensor<2xbf16>"),
+            (Elem::F8E5M2, "dense<[1.0, 0xFC]> : tensor<2xf8E5M2>"),
+            (Elem::F32, "dense<[1.0, 0xFF800000]> : tensor<2xf32>"),
+            (
+                Elem::F64,
+                "dense<[1.0, 0xFFF0000000000000]> : tensor<2xf64>",
+            ),
+        ] {
+            assert_eq!(show(&Attr::Dense(d(elem, f64::NEG_INFINITY))), want);
+        }
+    }
+
+    #[test]
     fn mlir_spellings() {
         assert_eq!(show(&Attr::Float(0.125, Elem::F32)), "0.125 : f32");
         assert_eq!(show(&Attr::Float(1e-5, Elem::F32)), "1.0e-5 : f32");
-        assert_eq!(show(&Attr::Float(f64::NEG_INFINITY, Elem::F32)), "0xFF800000 : f32");
+        assert_eq!(
+            show(&Attr::Float(f64::NEG_INFINITY, Elem::F32)),
+            "0xFF800000 : f32"
+        );
         assert_eq!(show(&Attr::Ints(vec![0, 2, 1])), "array<i64: 0, 2, 1>");
         assert_eq!(show(&Attr::Ints(vec![])), "array<i64>");
         assert_eq!(show(&Attr::Str("a\"b".into())), "\"a\\\"b\"");

@@ -119,7 +119,11 @@ mod tests {
             col: 7,
         };
         assert_eq!(file.to_string(), "loc(\"a.mlir\":3:7)");
-        let fused = Loc::fuse([Loc::name("q"), Loc::Unknown, Loc::fuse([Loc::name("k"), file])]);
+        let fused = Loc::fuse([
+            Loc::name("q"),
+            Loc::Unknown,
+            Loc::fuse([Loc::name("k"), file]),
+        ]);
         assert_eq!(
             fused.to_string(),
             "loc(fused[\"q\", \"k\", \"a.mlir\":3:7])"

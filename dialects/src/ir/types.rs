@@ -125,7 +125,10 @@ impl Elem {
 
     /// True for signed integers.
     pub fn is_signed_int(self) -> bool {
-        matches!(self, Elem::I64 | Elem::I32 | Elem::I16 | Elem::I8 | Elem::I4)
+        matches!(
+            self,
+            Elem::I64 | Elem::I32 | Elem::I16 | Elem::I8 | Elem::I4
+        )
     }
 
     /// The inclusive value range of an integer type, `None` for floats.

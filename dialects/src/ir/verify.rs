@@ -32,7 +32,9 @@ pub struct VerifyError {
 impl fmt::Display for VerifyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.loc {
-            Loc::File { file, line, col } => write!(f, "{file}:{line}:{col}: error: {}", self.message),
+            Loc::File { file, line, col } => {
+                write!(f, "{file}:{line}:{col}: error: {}", self.message)
+            }
             Loc::Unknown => write!(f, "error: {} (in '@{}')", self.message, self.func),
             loc => write!(f, "error: {} at {loc}", self.message),
         }
@@ -42,7 +44,11 @@ impl fmt::Display for VerifyError {
 /// Verifies every function; `Err` holds all errors found, in program order.
 pub fn verify_module(m: &Module) -> Result<(), Vec<VerifyError>> {
     let errs: Vec<_> = m.funcs.iter().flat_map(verify_func).collect();
-    if errs.is_empty() { Ok(()) } else { Err(errs) }
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(errs)
+    }
 }
 
 /// Verifies one function, returning every error.
@@ -51,7 +57,10 @@ pub fn verify_func(f: &Func) -> Vec<VerifyError> {
     let mut defined = EntitySet::new();
     for (i, &p) in f.params.iter().enumerate() {
         if f.values[p].def != ValueDef::Param(i as u32) {
-            errs.push(func_error(f, format!("parameter {i} is not defined as a parameter")));
+            errs.push(func_error(
+                f,
+                format!("parameter {i} is not defined as a parameter"),
+            ));
         }
         defined.insert(p);
     }
@@ -76,12 +85,20 @@ pub fn verify_func(f: &Func) -> Vec<VerifyError> {
         let info = d.opcode.info();
         let (lo, hi) = info.operand_range();
         if d.args.len() < lo || d.args.len() > hi {
-            push(format!("expects {} operand(s), found {}", describe_range(lo, hi), d.args.len()));
+            push(format!(
+                "expects {} operand(s), found {}",
+                describe_range(lo, hi),
+                d.args.len()
+            ));
             ok = false;
         }
         let (rlo, rhi) = info.result_range();
         if d.results.len() < rlo || d.results.len() > rhi {
-            push(format!("expects {} result(s), found {}", describe_range(rlo, rhi), d.results.len()));
+            push(format!(
+                "expects {} result(s), found {}",
+                describe_range(rlo, rhi),
+                d.results.len()
+            ));
             ok = false;
         }
         if info.operands.iter().any(|s| s.arity == Arity::Variadic) && d.args.is_empty() {
@@ -95,7 +112,12 @@ pub fn verify_func(f: &Func) -> Vec<VerifyError> {
                     ok = false;
                 }
                 Some(a) if a.kind() != spec.kind => {
-                    push(format!("attribute '{}' must be {}, found {}", spec.name, spec.kind.describe(), a.kind().describe()));
+                    push(format!(
+                        "attribute '{}' must be {}, found {}",
+                        spec.name,
+                        spec.kind.describe(),
+                        a.kind().describe()
+                    ));
                     ok = false;
                 }
                 _ => {}
@@ -104,7 +126,11 @@ pub fn verify_func(f: &Func) -> Vec<VerifyError> {
         for (n, _) in d.attrs.iter() {
             if info.attr(n).is_none() {
                 let known: Vec<_> = info.attrs.iter().map(|a| a.name).collect();
-                let expected = if known.is_empty() { "it takes none".to_string() } else { format!("expected one of: {}", known.join(", ")) };
+                let expected = if known.is_empty() {
+                    "it takes none".to_string()
+                } else {
+                    format!("expected one of: {}", known.join(", "))
+                };
                 push(format!("has unknown attribute '{n}'; {expected}"));
                 ok = false;
             }
@@ -118,16 +144,27 @@ pub fn verify_func(f: &Func) -> Vec<VerifyError> {
         if ok {
             let args: Vec<_> = d.args.iter().map(|&a| f.ty(a)).collect();
             let results: Vec<_> = d.results.iter().map(|&r| f.ty(r)).collect();
-            let cx = InferCx { opcode: d.opcode, args: &args, attrs: &d.attrs, results: &results };
+            let cx = InferCx {
+                opcode: d.opcode,
+                args: &args,
+                attrs: &d.attrs,
+                results: &results,
+            };
             match infer(&cx) {
                 Err(m) => push(m),
                 Ok(expected) => {
                     if expected.len() != results.len() {
-                        push(format!("has {} result(s) but {} were inferred", results.len(), expected.len()));
+                        push(format!(
+                            "has {} result(s) but {} were inferred",
+                            results.len(),
+                            expected.len()
+                        ));
                     } else {
                         for (i, (e, r)) in expected.iter().zip(&results).enumerate() {
                             if e != *r {
-                                push(format!("result #{i} type {r} does not match the inferred type {e}"));
+                                push(format!(
+                                    "result #{i} type {r} does not match the inferred type {e}"
+                                ));
                             }
                         }
                     }
@@ -146,9 +183,13 @@ pub fn verify_func(f: &Func) -> Vec<VerifyError> {
     errs
 }
 
-
 fn func_error(f: &Func, message: String) -> VerifyError {
-    VerifyError { func: f.name.clone(), op: None, loc: f.loc.clone(), message: format!("function '@{}' {message}", f.name) }
+    VerifyError {
+        func: f.name.clone(),
+        op: None,
+        loc: f.loc.clone(),
+        message: format!("function '@{}' {message}", f.name),
+    }
 }
 
 fn describe_range(lo: usize, hi: usize) -> String {

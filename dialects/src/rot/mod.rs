@@ -1,5 +1,6 @@
 //! The `rot` dialect.
 
+pub mod hadamard;
 pub mod infer;
 mod ops;
 pub use ops::*;

@@ -164,7 +164,8 @@ impl<'a> Cursor<'a> {
         if e == ds {
             // `inf` / `nan` spelled out.
             for (w, v) in [("inf", f64::INFINITY), ("nan", f64::NAN)] {
-                if self.src[e..].starts_with(w) && !b.get(e + w.len()).is_some_and(|&c| is_ident(c)) {
+                if self.src[e..].starts_with(w) && !b.get(e + w.len()).is_some_and(|&c| is_ident(c))
+                {
                     self.pos = e + w.len();
                     return Some(Number::Float(if neg { -v } else { v }));
                 }
@@ -206,7 +207,10 @@ impl<'a> Cursor<'a> {
     pub fn string(&mut self) -> Result<String, (Span, String)> {
         let start = self.pos;
         if !self.eat("\"") {
-            return Err((self.here(), format!("expected a string, found {}", self.describe())));
+            return Err((
+                self.here(),
+                format!("expected a string, found {}", self.describe()),
+            ));
         }
         let mut out = Vec::new();
         let b = self.bytes();
@@ -214,8 +218,12 @@ impl<'a> Cursor<'a> {
             match b[self.pos] {
                 b'"' => {
                     self.pos += 1;
-                    return String::from_utf8(out)
-                        .map_err(|_| (Span::new(start, self.pos), "string is not valid UTF-8".to_string()));
+                    return String::from_utf8(out).map_err(|_| {
+                        (
+                            Span::new(start, self.pos),
+                            "string is not valid UTF-8".to_string(),
+                        )
+                    });
                 }
                 b'\n' => break,
                 b'\\' => {
@@ -225,12 +233,21 @@ impl<'a> Cursor<'a> {
                         Some(b'\\') => out.push(b'\\'),
                         Some(b'n') => out.push(b'\n'),
                         Some(b't') => out.push(b'\t'),
-                        Some(h) if h.is_ascii_hexdigit() && b.get(self.pos + 2).is_some_and(|c| c.is_ascii_hexdigit()) => {
-                            let v = u8::from_str_radix(&self.src[self.pos + 1..self.pos + 3], 16).expect("two hex digits");
+                        Some(h)
+                            if h.is_ascii_hexdigit()
+                                && b.get(self.pos + 2).is_some_and(|c| c.is_ascii_hexdigit()) =>
+                        {
+                            let v = u8::from_str_radix(&self.src[self.pos + 1..self.pos + 3], 16)
+                                .expect("two hex digits");
                             out.push(v);
                             self.pos += 1;
                         }
-                        _ => return Err((Span::new(self.pos, self.pos + 2), "unknown escape in string".to_string())),
+                        _ => {
+                            return Err((
+                                Span::new(self.pos, self.pos + 2),
+                                "unknown escape in string".to_string(),
+                            ))
+                        }
                     }
                     self.pos += 2;
                 }
@@ -240,7 +257,10 @@ impl<'a> Cursor<'a> {
                 }
             }
         }
-        Err((Span::new(start, self.pos), "unterminated string".to_string()))
+        Err((
+            Span::new(start, self.pos),
+            "unterminated string".to_string(),
+        ))
     }
 
     /// The token at `at`, quoted, for messages.

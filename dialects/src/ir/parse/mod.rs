@@ -99,7 +99,10 @@ impl<'a> Parser<'a> {
             self.c.skip_ws();
             if self.c.at_end() {
                 if wrapped {
-                    return self.err(self.c.here(), "expected '}' to close the module, found the end of the input");
+                    return self.err(
+                        self.c.here(),
+                        "expected '}' to close the module, found the end of the input",
+                    );
                 }
                 break;
             }
@@ -108,14 +111,23 @@ impl<'a> Parser<'a> {
                 self.c.skip_ws();
                 if !self.c.at_end() {
                     let at = self.c.here();
-                    return self.err(at, format!("expected the end of the input after the module, found {}", self.c.describe()));
+                    return self.err(
+                        at,
+                        format!(
+                            "expected the end of the input after the module, found {}",
+                            self.c.describe()
+                        ),
+                    );
                 }
                 break;
             }
             let at = self.c.pos();
             let f = self.func()?;
             if m.func(&f.name).is_some() {
-                return self.err(Span::new(at, at), format!("redefinition of function '@{}'", f.name));
+                return self.err(
+                    Span::new(at, at),
+                    format!("redefinition of function '@{}'", f.name),
+                );
             }
             m.funcs.push(f);
         }
@@ -127,7 +139,10 @@ impl<'a> Parser<'a> {
         if self.c.eat(tok) {
             Ok(())
         } else {
-            self.err(self.c.here(), format!("expected '{tok}', found {}", self.c.describe()))
+            self.err(
+                self.c.here(),
+                format!("expected '{tok}', found {}", self.c.describe()),
+            )
         }
     }
 
@@ -138,13 +153,22 @@ impl<'a> Parser<'a> {
         if kw != "func" && kw != "func.func" {
             return self.err(
                 Span::new(start, self.c.pos().max(start + 1)),
-                format!("expected 'func', found {}", if kw.is_empty() { self.c.describe_at(start) } else { format!("'{kw}'") }),
+                format!(
+                    "expected 'func', found {}",
+                    if kw.is_empty() {
+                        self.c.describe_at(start)
+                    } else {
+                        format!("'{kw}'")
+                    }
+                ),
             );
         }
         self.expect("@")?;
         let name = self.symbol_name()?;
         self.expect("(")?;
-        let mut scope = Scope { names: HashMap::new() };
+        let mut scope = Scope {
+            names: HashMap::new(),
+        };
         let mut params = Vec::new();
         let mut param_names = Vec::new();
         self.c.skip_ws();
@@ -169,7 +193,10 @@ impl<'a> Parser<'a> {
         f.loc = self.file_loc(start);
         for ((pname, at), &v) in param_names.into_iter().zip(&f.params) {
             if scope.names.insert(pname.clone(), vec![v]).is_some() {
-                return self.err(Span::new(at, at + pname.len() + 1), format!("redefinition of value '%{pname}'"));
+                return self.err(
+                    Span::new(at, at + pname.len() + 1),
+                    format!("redefinition of value '%{pname}'"),
+                );
             }
         }
         self.c.skip_ws();
@@ -186,10 +213,19 @@ impl<'a> Parser<'a> {
         loop {
             self.c.skip_ws();
             if self.c.at_end() {
-                return self.err(self.c.here(), format!("expected '}}' to close function '@{}', found the end of the input", f.name));
+                return self.err(
+                    self.c.here(),
+                    format!(
+                        "expected '}}' to close function '@{}', found the end of the input",
+                        f.name
+                    ),
+                );
             }
             if self.c.peek_is("}") {
-                return self.err(self.c.here(), format!("function '@{}' has no return", f.name));
+                return self.err(
+                    self.c.here(),
+                    format!("function '@{}' has no return", f.name),
+                );
             }
             let word = self.c.peek_word();
             if word == "return" || word == "func.return" || self.c.peek_is("\"func.return\"") {
@@ -205,12 +241,15 @@ impl<'a> Parser<'a> {
         if let Some(decl) = declared_results {
             let got = f.result_types();
             if decl != got {
-                return self.err(Span::new(start, start + kw.len()), format!(
-                    "function '@{}' declares results ({}) but returns ({})",
-                    f.name,
-                    join_types(&decl),
-                    join_types(&got)
-                ));
+                return self.err(
+                    Span::new(start, start + kw.len()),
+                    format!(
+                        "function '@{}' declares results ({}) but returns ({})",
+                        f.name,
+                        join_types(&decl),
+                        join_types(&got)
+                    ),
+                );
             }
         }
         Ok(f)
@@ -243,7 +282,14 @@ impl<'a> Parser<'a> {
             };
             let got: Vec<_> = vals.iter().map(|&v| f.ty(v).clone()).collect();
             if tys != got {
-                return self.err(at, format!("return types ({}) do not match the returned values ({})", join_types(&tys), join_types(&got)));
+                return self.err(
+                    at,
+                    format!(
+                        "return types ({}) do not match the returned values ({})",
+                        join_types(&tys),
+                        join_types(&got)
+                    ),
+                );
             }
         }
         self.opt_loc()?;
@@ -260,7 +306,13 @@ impl<'a> Parser<'a> {
             self.c.skip_ws();
             let at = self.c.pos();
             if !self.c.peek_is("%") {
-                return self.err(self.c.here(), format!("expected an op result like '%0 =', found {}", self.c.describe()));
+                return self.err(
+                    self.c.here(),
+                    format!(
+                        "expected an op result like '%0 =', found {}",
+                        self.c.describe()
+                    ),
+                );
             }
             let (name, count) = self.value_def()?;
             defs.push((name, count, at));
@@ -273,13 +325,22 @@ impl<'a> Parser<'a> {
         self.c.skip_ws();
         let name_at = self.c.pos();
         let generic = self.c.peek_is("\"");
-        let opname = if generic { self.string()? } else { self.c.word().to_string() };
+        let opname = if generic {
+            self.string()?
+        } else {
+            self.c.word().to_string()
+        };
         let name_span = Span::new(name_at, self.c.pos().max(name_at + 1));
         if opname.is_empty() {
-            return self.err(name_span, format!("expected an op name, found {}", self.c.describe_at(name_at)));
+            return self.err(
+                name_span,
+                format!("expected an op name, found {}", self.c.describe_at(name_at)),
+            );
         }
         let Some(opcode) = Opcode::from_name(&opname) else {
-            let hint = suggest(&opname).map(|s| format!("; did you mean '{s}'?")).unwrap_or_default();
+            let hint = suggest(&opname)
+                .map(|s| format!("; did you mean '{s}'?"))
+                .unwrap_or_default();
             return self.err(name_span, format!("unknown op '{opname}'{hint}"));
         };
         let args = if generic {
@@ -287,17 +348,32 @@ impl<'a> Parser<'a> {
             self.operand_list(f, scope, ")")?
         } else {
             self.c.skip_ws();
-            if self.c.peek_is("%") { self.operand_list(f, scope, "")? } else { Vec::new() }
+            if self.c.peek_is("%") {
+                self.operand_list(f, scope, "")?
+            } else {
+                Vec::new()
+            }
         };
         self.c.skip_ws();
-        let attrs = if self.c.peek_is("{") { self.attr_dict()? } else { Attrs::new() };
+        let attrs = if self.c.peek_is("{") {
+            self.attr_dict()?
+        } else {
+            Attrs::new()
+        };
         self.expect(":")?;
         let result_types = if generic {
             let at = self.c.here();
             let arg_tys = self.paren_types()?;
             let got: Vec<_> = args.iter().map(|&v| f.ty(v).clone()).collect();
             if arg_tys != got {
-                return self.err(at, format!("'{opname}' op operand types ({}) do not match the operands' types ({})", join_types(&arg_tys), join_types(&got)));
+                return self.err(
+                    at,
+                    format!(
+                        "'{opname}' op operand types ({}) do not match the operands' types ({})",
+                        join_types(&arg_tys),
+                        join_types(&got)
+                    ),
+                );
             }
             self.expect("->")?;
             self.type_list_or_one()?
@@ -307,17 +383,23 @@ impl<'a> Parser<'a> {
         let loc = self.opt_loc()?.unwrap_or_else(|| self.file_loc(start));
         let declared: usize = defs.iter().map(|d| d.1).sum();
         if declared != result_types.len() {
-            return self.err(Span::new(start, name_span.end), format!(
-                "'{opname}' op defines {declared} result name(s) but has {} result type(s)",
-                result_types.len()
-            ));
+            return self.err(
+                Span::new(start, name_span.end),
+                format!(
+                    "'{opname}' op defines {declared} result name(s) but has {} result type(s)",
+                    result_types.len()
+                ),
+            );
         }
         let op = f.append_op(opcode, args, attrs, result_types, loc);
         let mut results = f.ops[op].results.clone().into_iter();
         for (name, count, at) in defs {
             let vals: Vec<Value> = results.by_ref().take(count).collect();
             if scope.names.insert(name.clone(), vals).is_some() {
-                return self.err(Span::new(at, at + name.len() + 1), format!("redefinition of value '%{name}'"));
+                return self.err(
+                    Span::new(at, at + name.len() + 1),
+                    format!("redefinition of value '%{name}'"),
+                );
             }
         }
         Ok(())
@@ -327,7 +409,10 @@ impl<'a> Parser<'a> {
     fn value_def(&mut self) -> ParseResult<(String, usize)> {
         let at = self.c.pos();
         if !self.c.eat("%") {
-            return self.err(self.c.here(), format!("expected a value name, found {}", self.c.describe()));
+            return self.err(
+                self.c.here(),
+                format!("expected a value name, found {}", self.c.describe()),
+            );
         }
         let name = self.c.ident();
         if name.is_empty() {
@@ -338,7 +423,10 @@ impl<'a> Parser<'a> {
             // `%0:2` groups only when a number follows directly.
             if let Some(n) = self.c.uint() {
                 if n == 0 {
-                    return self.err(Span::new(at, self.c.pos()), "a result group needs at least one result");
+                    return self.err(
+                        Span::new(at, self.c.pos()),
+                        "a result group needs at least one result",
+                    );
                 }
                 return Ok((name, n as usize));
             }
@@ -357,19 +445,31 @@ impl<'a> Parser<'a> {
             self.c.skip_ws();
             let at = self.c.pos();
             if !self.c.eat("%") {
-                return self.err(self.c.here(), format!("expected an operand, found {}", self.c.describe()));
+                return self.err(
+                    self.c.here(),
+                    format!("expected an operand, found {}", self.c.describe()),
+                );
             }
             let name = self.c.ident().to_string();
             let mut idx = 0;
             if self.c.eat("#") {
-                idx = self.c.uint().ok_or_else(|| ParseError { message: "expected a result number after '#'".into(), span: self.c.here() })? as usize;
+                idx = self.c.uint().ok_or_else(|| ParseError {
+                    message: "expected a result number after '#'".into(),
+                    span: self.c.here(),
+                })? as usize;
             }
             let span = Span::new(at, self.c.pos());
             let Some(group) = scope.names.get(&name) else {
                 return self.err(span, format!("use of undefined value '%{name}'"));
             };
             let Some(&v) = group.get(idx) else {
-                return self.err(span, format!("'%{name}' has {} result(s); there is no #{idx}", group.len()));
+                return self.err(
+                    span,
+                    format!(
+                        "'%{name}' has {} result(s); there is no #{idx}",
+                        group.len()
+                    ),
+                );
             };
             let _ = f;
             vals.push(v);
@@ -381,7 +481,10 @@ impl<'a> Parser<'a> {
                 if close.is_empty() {
                     break;
                 }
-                return self.err(self.c.here(), format!("expected ',' or '{close}', found {}", self.c.describe()));
+                return self.err(
+                    self.c.here(),
+                    format!("expected ',' or '{close}', found {}", self.c.describe()),
+                );
             }
         }
         Ok(vals)
@@ -393,7 +496,10 @@ impl<'a> Parser<'a> {
         }
         let n = self.c.ident();
         if n.is_empty() {
-            return self.err(self.c.here(), format!("expected a function name, found {}", self.c.describe()));
+            return self.err(
+                self.c.here(),
+                format!("expected a function name, found {}", self.c.describe()),
+            );
         }
         Ok(n.to_string())
     }
@@ -411,25 +517,47 @@ impl<'a> Parser<'a> {
         let at = self.c.pos();
         let w = self.c.word();
         if w != "tensor" {
-            let found = if w.is_empty() { self.c.describe_at(at) } else { format!("'{w}'") };
-            return self.err(Span::new(at, self.c.pos().max(at + 1)), format!("expected a tensor type, found {found}"));
+            let found = if w.is_empty() {
+                self.c.describe_at(at)
+            } else {
+                format!("'{w}'")
+            };
+            return self.err(
+                Span::new(at, self.c.pos().max(at + 1)),
+                format!("expected a tensor type, found {found}"),
+            );
         }
         if !self.c.eat("<") {
-            return self.err(self.c.here(), format!("expected '<' after 'tensor', found {}", self.c.describe()));
+            return self.err(
+                self.c.here(),
+                format!("expected '<' after 'tensor', found {}", self.c.describe()),
+            );
         }
         let mut shape = Vec::new();
         loop {
             let dat = self.c.pos();
             if self.c.eat("?") {
-                return self.err(Span::new(dat, dat + 1), "dynamic dimensions are not supported; bind every dimension to a size");
+                return self.err(
+                    Span::new(dat, dat + 1),
+                    "dynamic dimensions are not supported; bind every dimension to a size",
+                );
             }
             if let Some(d) = self.c.uint() {
                 if d > i64::MAX as u64 / 2 {
-                    return self.err(Span::new(dat, self.c.pos()), format!("dimension {d} is too large"));
+                    return self.err(
+                        Span::new(dat, self.c.pos()),
+                        format!("dimension {d} is too large"),
+                    );
                 }
                 shape.push(d as i64);
                 if !self.c.eat("x") {
-                    return self.err(self.c.here(), format!("expected 'x' after a dimension, found {}", self.c.describe()));
+                    return self.err(
+                        self.c.here(),
+                        format!(
+                            "expected 'x' after a dimension, found {}",
+                            self.c.describe()
+                        ),
+                    );
                 }
                 continue;
             }
@@ -438,15 +566,33 @@ impl<'a> Parser<'a> {
         let eat = self.c.pos();
         let e = self.c.ident();
         let Some(elem) = Elem::from_name(e) else {
-            let found = if e.is_empty() { self.c.describe_at(eat) } else { format!("'{e}'") };
+            let found = if e.is_empty() {
+                self.c.describe_at(eat)
+            } else {
+                format!("'{e}'")
+            };
             return self.err(Span::new(eat, self.c.pos().max(eat + 1)), format!("expected an element type (f32, f16, bf16, f8E4M3FN, f8E5M2, f4E2M1FN, i64, i32, i16, ui16, i8, ui8, i4, ui4, i1, f64), found {found}"));
         };
         if !self.c.eat(">") {
-            return self.err(self.c.here(), format!("expected '>' to close the tensor type, found {}", self.c.describe()));
+            return self.err(
+                self.c.here(),
+                format!(
+                    "expected '>' to close the tensor type, found {}",
+                    self.c.describe()
+                ),
+            );
         }
         let ty = TensorType::new(shape, elem);
-        if ty.shape.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d as u64)).is_none_or(|n| n > (1u64 << 40)) {
-            return self.err(Span::new(at, self.c.pos()), format!("{ty} has too many elements"));
+        if ty
+            .shape
+            .iter()
+            .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
+            .is_none_or(|n| n > (1u64 << 40))
+        {
+            return self.err(
+                Span::new(at, self.c.pos()),
+                format!("{ty} has too many elements"),
+            );
         }
         Ok(ty)
     }
@@ -499,15 +645,29 @@ impl<'a> Parser<'a> {
         loop {
             self.c.skip_ws();
             let at = self.c.pos();
-            let name = if self.c.peek_is("\"") { self.string()? } else { self.c.ident().to_string() };
+            let name = if self.c.peek_is("\"") {
+                self.string()?
+            } else {
+                self.c.ident().to_string()
+            };
             if name.is_empty() {
-                return self.err(self.c.here(), format!("expected an attribute name, found {}", self.c.describe()));
+                return self.err(
+                    self.c.here(),
+                    format!("expected an attribute name, found {}", self.c.describe()),
+                );
             }
             if attrs.get(&name).is_some() {
-                return self.err(Span::new(at, self.c.pos()), format!("attribute '{name}' occurs more than once"));
+                return self.err(
+                    Span::new(at, self.c.pos()),
+                    format!("attribute '{name}' occurs more than once"),
+                );
             }
             self.c.skip_ws();
-            let value = if self.c.eat("=") { self.attr_value()? } else { Attr::Bool(true) };
+            let value = if self.c.eat("=") {
+                self.attr_value()?
+            } else {
+                Attr::Bool(true)
+            };
             attrs.set(name, value);
             self.c.skip_ws();
             if self.c.eat("}") {
@@ -537,7 +697,10 @@ impl<'a> Parser<'a> {
             _ => {}
         }
         let Some(num) = self.c.number() else {
-            return self.err(self.c.here(), format!("expected an attribute value, found {}", self.c.describe()));
+            return self.err(
+                self.c.here(),
+                format!("expected an attribute value, found {}", self.c.describe()),
+            );
         };
         self.c.skip_inline_ws();
         let ty = if self.c.peek_is(":") && !self.c.peek_is("::") {
@@ -546,8 +709,18 @@ impl<'a> Parser<'a> {
             let tat = self.c.pos();
             let t = self.c.ident();
             match Elem::from_name(t) {
-                Some(e) if e.is_int() || matches!(e, Elem::F32 | Elem::F64 | Elem::F16 | Elem::BF16) => Some(e),
-                _ => return self.err(Span::new(tat, self.c.pos().max(tat + 1)), format!("expected a scalar type (i64 or f32, ...) after ':', found '{t}'")),
+                Some(e)
+                    if e.is_int()
+                        || matches!(e, Elem::F32 | Elem::F64 | Elem::F16 | Elem::BF16) =>
+                {
+                    Some(e)
+                }
+                _ => {
+                    return self.err(
+                        Span::new(tat, self.c.pos().max(tat + 1)),
+                        format!("expected a scalar type (i64 or f32, ...) after ':', found '{t}'"),
+                    )
+                }
             }
         } else {
             None
@@ -556,11 +729,15 @@ impl<'a> Parser<'a> {
         match (num, ty) {
             (cursor::Number::Int(v), None) => Ok(Attr::Int(v)),
             (cursor::Number::Int(v), Some(e)) if e.is_int() => Ok(Attr::Int(v)),
-            (cursor::Number::Int(v), Some(e)) => Ok(Attr::Float(v as f64, float_attr_ty(e))),
+            (cursor::Number::Int(v), Some(e)) => Ok(float_attr(v as f64, e)),
             (cursor::Number::Float(v), None) => Ok(Attr::Float(v, Elem::F64)),
-            (cursor::Number::Float(v), Some(e)) if e.is_float() => Ok(Attr::Float(v, float_attr_ty(e))),
-            (cursor::Number::Hex(bits), Some(Elem::F32)) => Ok(Attr::Float(f32::from_bits(bits as u32) as f64, Elem::F32)),
-            (cursor::Number::Hex(bits), Some(Elem::F64)) => Ok(Attr::Float(f64::from_bits(bits), Elem::F64)),
+            (cursor::Number::Float(v), Some(e)) if e.is_float() => Ok(float_attr(v, e)),
+            (cursor::Number::Hex(bits), Some(Elem::F32)) => {
+                Ok(Attr::Float(f32::from_bits(bits as u32) as f64, Elem::F32))
+            }
+            (cursor::Number::Hex(bits), Some(Elem::F64)) => {
+                Ok(Attr::Float(f64::from_bits(bits), Elem::F64))
+            }
             (cursor::Number::Hex(bits), Some(e)) if e.is_int() => Ok(Attr::Int(bits as i64)),
             _ => self.err(span, "this number does not fit the type after ':'"),
         }
@@ -581,7 +758,15 @@ impl<'a> Parser<'a> {
                         all_int = false;
                         vals.push(v)
                     }
-                    _ => return self.err(self.c.here(), format!("expected a number in the array, found {}", self.c.describe())),
+                    _ => {
+                        return self.err(
+                            self.c.here(),
+                            format!(
+                                "expected a number in the array, found {}",
+                                self.c.describe()
+                            ),
+                        )
+                    }
                 }
                 self.c.skip_ws();
                 if self.c.eat("]") {
@@ -591,7 +776,11 @@ impl<'a> Parser<'a> {
             }
         }
         let _ = at;
-        Ok(if all_int { Attr::Ints(vals.iter().map(|&v| v as i64).collect()) } else { Attr::Floats(vals) })
+        Ok(if all_int {
+            Attr::Ints(vals.iter().map(|&v| v as i64).collect())
+        } else {
+            Attr::Floats(vals)
+        })
     }
 
     fn dense_array(&mut self) -> ParseResult<Attr> {
@@ -603,7 +792,12 @@ impl<'a> Parser<'a> {
         let float = match t.as_str() {
             "i64" | "i32" | "i16" | "i8" => false,
             "f64" | "f32" => true,
-            _ => return self.err(Span::new(tat, self.c.pos().max(tat + 1)), format!("expected i64 or f64 in 'array<...>', found '{t}'")),
+            _ => {
+                return self.err(
+                    Span::new(tat, self.c.pos().max(tat + 1)),
+                    format!("expected i64 or f64 in 'array<...>', found '{t}'"),
+                )
+            }
         };
         let mut ints = Vec::new();
         let mut floats = Vec::new();
@@ -615,8 +809,21 @@ impl<'a> Parser<'a> {
                     Some(cursor::Number::Int(v)) if !float => ints.push(v),
                     Some(cursor::Number::Int(v)) => floats.push(v as f64),
                     Some(cursor::Number::Float(v)) if float => floats.push(v),
-                    Some(cursor::Number::Hex(b)) if float => floats.push(if t == "f32" { f32::from_bits(b as u32) as f64 } else { f64::from_bits(b) }),
-                    _ => return self.err(self.c.here(), format!("expected {} in the array, found {}", if float { "a float" } else { "an integer" }, self.c.describe())),
+                    Some(cursor::Number::Hex(b)) if float => floats.push(if t == "f32" {
+                        f32::from_bits(b as u32) as f64
+                    } else {
+                        f64::from_bits(b)
+                    }),
+                    _ => {
+                        return self.err(
+                            self.c.here(),
+                            format!(
+                                "expected {} in the array, found {}",
+                                if float { "a float" } else { "an integer" },
+                                self.c.describe()
+                            ),
+                        )
+                    }
                 }
                 self.c.skip_ws();
                 if !self.c.eat(",") {
@@ -625,7 +832,11 @@ impl<'a> Parser<'a> {
             }
         }
         self.expect(">")?;
-        Ok(if float { Attr::Floats(floats) } else { Attr::Ints(ints) })
+        Ok(if float {
+            Attr::Floats(floats)
+        } else {
+            Attr::Ints(ints)
+        })
     }
 
     fn dense(&mut self) -> ParseResult<Attr> {
@@ -636,36 +847,49 @@ impl<'a> Parser<'a> {
             self.c.skip_ws();
             let w = self.c.ident();
             if w != "__elided__" {
-                return self.err(Span::new(at, self.c.pos().max(at + 1)), "only elided resources ('dense_resource<__elided__>') are supported");
+                return self.err(
+                    Span::new(at, self.c.pos().max(at + 1)),
+                    "only elided resources ('dense_resource<__elided__>') are supported",
+                );
             }
             self.expect(">")?;
             self.expect(":")?;
             let ty = self.tensor_type()?;
             return Ok(Attr::Dense(DenseAttr { ty, values: None }));
         }
-        let mut vals = Vec::new();
-        self.dense_elems(&mut vals)?;
+        let mut nums = Vec::new();
+        self.dense_elems(&mut nums)?;
         self.expect(">")?;
         self.expect(":")?;
         let ty = self.tensor_type()?;
+        let vals: Vec<f64> = nums.into_iter().map(|x| dense_number(x, ty.elem)).collect();
         let n = ty.num_elements();
         let mut values = if vals.len() == n {
             vals
         } else if vals.len() == 1 {
             vec![vals[0]; n]
         } else {
-            return self.err(Span::new(at, self.c.pos()), format!("dense literal has {} elements but {ty} has {n}", vals.len()));
+            return self.err(
+                Span::new(at, self.c.pos()),
+                format!("dense literal has {} elements but {ty} has {n}", vals.len()),
+            );
         };
         if ty.elem.is_int() && values.iter().any(|v| v.fract() != 0.0) {
-            return self.err(Span::new(at, self.c.pos()), format!("dense literal of {ty} holds a non-integer value"));
+            return self.err(
+                Span::new(at, self.c.pos()),
+                format!("dense literal of {ty} holds a non-integer value"),
+            );
         }
         for v in &mut values {
             *v = crate::numeric::round_to(*v, ty.elem);
         }
-        Ok(Attr::Dense(DenseAttr { ty, values: Some(values) }))
+        Ok(Attr::Dense(DenseAttr {
+            ty,
+            values: Some(values),
+        }))
     }
 
-    fn dense_elems(&mut self, out: &mut Vec<f64>) -> ParseResult<()> {
+    fn dense_elems(&mut self, out: &mut Vec<cursor::Number>) -> ParseResult<()> {
         self.c.skip_ws();
         if self.c.eat("[") {
             self.c.skip_ws();
@@ -684,21 +908,27 @@ impl<'a> Parser<'a> {
         match self.c.peek_word() {
             "true" => {
                 self.c.word();
-                out.push(1.0);
+                out.push(cursor::Number::Int(1));
                 return Ok(());
             }
             "false" => {
                 self.c.word();
-                out.push(0.0);
+                out.push(cursor::Number::Int(0));
                 return Ok(());
             }
             _ => {}
         }
         match self.c.number() {
-            Some(cursor::Number::Int(v)) => out.push(v as f64),
-            Some(cursor::Number::Float(v)) => out.push(v),
-            Some(cursor::Number::Hex(b)) => out.push(f32::from_bits(b as u32) as f64),
-            None => return self.err(self.c.here(), format!("expected a number in the dense literal, found {}", self.c.describe())),
+            Some(x) => out.push(x),
+            None => {
+                return self.err(
+                    self.c.here(),
+                    format!(
+                        "expected a number in the dense literal, found {}",
+                        self.c.describe()
+                    ),
+                )
+            }
         }
         Ok(())
     }
@@ -724,9 +954,16 @@ impl<'a> Parser<'a> {
                 let ok = line.is_some() && self.c.eat(":");
                 let col = if ok { self.c.uint() } else { None };
                 let (Some(line), Some(col)) = (line, col) else {
-                    return self.err(self.c.here(), "expected 'line:column' after the file name in a location");
+                    return self.err(
+                        self.c.here(),
+                        "expected 'line:column' after the file name in a location",
+                    );
                 };
-                return Ok(Loc::File { file: s, line: line as u32, col: col as u32 });
+                return Ok(Loc::File {
+                    file: s,
+                    line: line as u32,
+                    col: col as u32,
+                });
             }
             let child = if self.c.eat("(") {
                 let c = self.loc_inner()?;
@@ -753,17 +990,57 @@ impl<'a> Parser<'a> {
                 }
                 Ok(Loc::Fused(v))
             }
-            w => self.err(Span::new(at, self.c.pos().max(at + 1)), format!("expected a location, found {}", if w.is_empty() { self.c.describe_at(at) } else { format!("'{w}'") })),
+            w => self.err(
+                Span::new(at, self.c.pos().max(at + 1)),
+                format!(
+                    "expected a location, found {}",
+                    if w.is_empty() {
+                        self.c.describe_at(at)
+                    } else {
+                        format!("'{w}'")
+                    }
+                ),
+            ),
         }
     }
 }
 
+/// An element of a dense literal of `elem`. A hexadecimal one is the element type's bit
+/// pattern, as in MLIR (`0x7C00` is an f16 infinity; integers take the value itself); a
+/// pattern wider than a narrow float type is read as `f32` bits, which is how the printer
+/// writes values the type cannot encode (NaN in `f4E2M1FN`).
+fn dense_number(x: cursor::Number, elem: Elem) -> f64 {
+    match x {
+        cursor::Number::Int(v) => v as f64,
+        cursor::Number::Float(v) => v,
+        cursor::Number::Hex(b) if elem.is_int() => b as i64 as f64,
+        cursor::Number::Hex(b) => super::attrs::float_from_bits(b, elem)
+            .unwrap_or_else(|| f32::from_bits(b as u32) as f64),
+    }
+}
+
+/// A float attribute of type `e`: an `f32` attribute holds an `f32` value (rounded here, as
+/// dense literals are), so that printing it in `f32` precision and parsing it back is exact.
+fn float_attr(v: f64, e: Elem) -> Attr {
+    match float_attr_ty(e) {
+        Elem::F32 => Attr::Float(v as f32 as f64, Elem::F32),
+        ty => Attr::Float(v, ty),
+    }
+}
+
 fn float_attr_ty(e: Elem) -> Elem {
-    if e == Elem::F64 { Elem::F64 } else { Elem::F32 }
+    if e == Elem::F64 {
+        Elem::F64
+    } else {
+        Elem::F32
+    }
 }
 
 fn join_types(tys: &[TensorType]) -> String {
-    tys.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ")
+    tys.iter()
+        .map(|t| t.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The known op name closest to `name` (edit distance at most 3), for "did you mean".
