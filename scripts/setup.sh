@@ -16,13 +16,14 @@ if [ "$(id -u)" -ne 0 ]; then
     SUDO="sudo"
 fi
 
-# LLVM/MLIR 22 for melior + inkwell (both link LLVM statically); the -dev
-# libraries are what `llvm-config --system-libs` asks the linker for
-# (-lz -lzstd -lxml2 and libz3.so); libclang is for bindgen (mlir-sys);
+# LLVM/MLIR 22 for melior + inkwell (both link LLVM statically). Static
+# linking needs libPolly.a/libPollyISL.a (`llvm-config --libnames` lists them:
+# libpolly-22-dev) and what `llvm-config --system-libs` asks for (-lz -lzstd
+# -lxml2, libz3.so); inkwell adds -lffi; libclang is for bindgen (mlir-sys);
 # build-essential gives cc/c++ (linking, `cc -shared` in tests).
 APT_PACKAGES=(
-    llvm-22-dev libmlir-22-dev mlir-22-tools libclang-22-dev
-    zlib1g-dev libzstd-dev libxml2-dev libz3-dev
+    llvm-22-dev libmlir-22-dev mlir-22-tools libclang-22-dev libpolly-22-dev
+    zlib1g-dev libzstd-dev libxml2-dev libz3-dev libffi-dev
     build-essential python3 python3-pip
 )
 
@@ -50,7 +51,8 @@ if ! command -v cargo >/dev/null; then
 fi
 say "$(cargo --version)"
 
-# Python packages for the tests, installed only when missing.
+# Python packages for the tests, installed only when missing (any installed
+# version counts; a version spec such as "onnx>=1.16" is passed on to pip).
 read -r -a py_packages <<< "numpy ${PY_PACKAGES:-}"
 py_missing=$(python3 - "${py_packages[@]}" <<'EOF'
 import importlib.metadata as md, re, sys
@@ -70,7 +72,7 @@ if [ -n "$py_missing" ]; then
     user=""
     python3 -c 'import os, sysconfig; exit(not os.access(sysconfig.get_paths()["purelib"], os.W_OK))' \
         || user="--user"
-    PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install -q $user $py_missing
+    PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install -q --root-user-action=ignore $user $py_missing
 else
     say "python packages present (${py_packages[*]})"
 fi

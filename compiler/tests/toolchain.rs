@@ -4,14 +4,54 @@
 //! here was checked against melior 0.27.8 / mlir-sys 220.0.2 and inkwell 0.11.0
 //! (feature `llvm22-1`) / llvm-sys 221.1.2 with Debian's LLVM/MLIR 22.1.
 //!
-//! Linking: both `-sys` crates link LLVM *statically* (mlir-sys links every
-//! `libMLIR*.a` in `/usr/lib/llvm-22/lib`; Debian ships no `libMLIR-C.so`, so
-//! `MLIR_SYS_LINK_SHARED=1` cannot work). Do not switch inkwell to a
+//! APIs that work (see the tests below for the full code):
+//!
+//! melior
+//! - context: `DialectRegistry::new()` + `utility::register_all_dialects(&r)`,
+//!   `Context::new()`, `append_dialect_registry(&r)`,
+//!   `load_all_available_dialects()`, `set_allow_unregistered_dialects(true)`.
+//! - `Module::parse(&ctx, text) -> Option<Module>` (parses *and* verifies);
+//!   `module.as_operation().verify()`; errors via `attach_diagnostic_handler`
+//!   (see `capture_diagnostics`).
+//! - printing: `op.to_string()` (pretty), `op.to_string_with_flags(
+//!   OperationPrintingFlags::new().print_generic_operation_form())`; with
+//!   `enable_debug_info(true, false)` locations come out as `#locN` aliases,
+//!   `op.location().to_string()` prints one location in full.
+//! - walking: `module.body().first_operation()`, `op.region(0)?.first_block()`,
+//!   `op.next_in_block()` (traits `BlockLike`, `RegionLike`, `OperationLike`).
+//!
+//! inkwell (LLVM 22: opaque pointers only)
+//! - types: `ctx.ptr_type(AddressSpace::default())`, `ctx.f32_type()`, ...;
+//!   `build_load(ty, ptr, name)`, `unsafe build_in_bounds_gep(elem_ty, ptr, &[i], name)`;
+//!   every `build_*` returns `Result<_, BuilderError>`.
+//! - host: `Target::initialize_native(&InitializationConfig::default())`,
+//!   `TargetMachine::get_default_triple()`, `Target::from_triple`,
+//!   `create_target_machine(&triple, host_cpu, host_features,
+//!   OptimizationLevel::Default, RelocMode::PIC, CodeModel::Default)`;
+//!   `module.set_triple` + `set_data_layout(&tm.get_target_data().get_data_layout())`;
+//!   optimize with `module.run_passes("default<O2>", &tm, PassBuilderOptions::create())`;
+//!   `tm.write_to_file(&module, FileType::Object, path)` or
+//!   `tm.write_to_memory_buffer(&module, FileType::Assembly)`; then
+//!   `cc -shared -o x.so x.o` and `libloading::Library::new` + `get::<fn>(b"sym\0")`.
+//! - PTX: `Target::initialize_nvptx(..)`, triple `nvptx64-nvidia-cuda`, cpu
+//!   `sm_80`, features `+ptx80` (gives `.version 8.0`), `RelocMode::Default`;
+//!   kernels use calling convention 71 (`ptx_kernel`):
+//!   `function.set_call_conventions(71)` gives `.visible .entry`; thread ids
+//!   come from declared intrinsics such as `llvm.nvvm.read.ptx.sreg.tid.x`.
+//!   `FileType::Assembly` output is the PTX text.
+//!
+//! Linking: both `-sys` crates (and `tblgen`, melior's build-time helper) link
+//! LLVM *statically*: `llvm-config --link-static --libnames` lists
+//! `libPolly.a`/`libPollyISL.a` too (package `libpolly-22-dev`); mlir-sys links
+//! every `libMLIR*.a` in `/usr/lib/llvm-22/lib` (Debian ships no
+//! `libMLIR-C.so`, so `MLIR_SYS_LINK_SHARED=1` cannot work). A test binary
+//! that links both is ~200 MB. Do not switch inkwell to a
 //! `*-prefer-dynamic` feature: that would put a second copy of LLVM
 //! (`libLLVM.so`) next to the static one MLIR pulls in. System libraries come
 //! from `llvm-config --system-libs`: `-lrt -ldl -lm -lz -lzstd -lxml2` and
-//! `libz3.so`, plus `-lstdc++` (packages `zlib1g-dev libzstd-dev libxml2-dev
-//! libz3-dev`; see `scripts/setup.sh`).
+//! `libz3.so`, plus `-lstdc++`, and inkwell adds `-lffi` (packages
+//! `zlib1g-dev libzstd-dev libxml2-dev libz3-dev libffi-dev`; see
+//! `scripts/setup.sh`).
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -21,8 +61,10 @@ use std::rc::Rc;
 // ---------------------------------------------------------------------------
 
 use melior::dialect::DialectRegistry;
+use melior::ir::block::BlockLike;
 use melior::ir::operation::{OperationLike, OperationPrintingFlags};
 use melior::ir::Module;
+use melior::ir::RegionLike;
 use melior::utility::register_all_dialects;
 use melior::Context;
 
@@ -46,8 +88,8 @@ fn mlir_context() -> Context {
 /// `Context::attach_diagnostic_handler(|d: Diagnostic| -> bool)` installs a
 /// handler; returning `true` marks the diagnostic handled (nothing is
 /// printed). `Diagnostic` implements `Display` (the message only, e.g.
-/// `expected ')' in inline location`); `d.location()` is a `Location` whose
-/// `Display` gives `loc("-":2:7)` (`Module::parse` names its buffer `-`);
+/// `expected ')' to end operand list`); `d.location()` is a `Location` whose
+/// `Display` gives `loc("-":2:23)` (`Module::parse` names its buffer `-`);
 /// `d.severity()` and `d.note(i)` / `d.note_count()` give the rest. The handler
 /// is boxed and owned by the context (dropped on `detach_diagnostic_handler(id)`
 /// or when the context dies). melior does not require `'static`, but sharing
@@ -83,7 +125,11 @@ fn melior_parses_and_verifies_generic_form() {
 
     let module = Module::parse(&context, GRAPH_MODULE).expect("module parses");
     assert!(module.as_operation().verify(), "module verifies");
-    assert!(diagnostics.borrow().is_empty(), "{:?}", diagnostics.borrow());
+    assert!(
+        diagnostics.borrow().is_empty(),
+        "{:?}",
+        diagnostics.borrow()
+    );
 
     // Printing: the generic form keeps the unregistered op and its attributes.
     let generic = module
@@ -106,8 +152,11 @@ fn melior_reports_parse_errors() {
     let broken = "module {\n  %0 = \"graph.relu\"(%x : () -> ()\n}\n";
     assert!(Module::parse(&context, broken).is_none());
     let messages = diagnostics.borrow();
-    assert!(!messages.is_empty(), "a parse failure produces a diagnostic");
-    // e.g. `loc("-":2:25): expected ')' in operand list`
+    assert!(
+        !messages.is_empty(),
+        "a parse failure produces a diagnostic"
+    );
+    // Exactly: `loc("-":2:23): expected ')' to end operand list`
     assert!(messages[0].starts_with("loc(\"-\":2:"), "{messages:?}");
 
     // An op that parses but does not verify: func.return with a wrong type.
@@ -118,7 +167,10 @@ fn melior_reports_parse_errors() {
     // The parser runs the verifier: a module that does not verify is not returned.
     assert!(Module::parse(&context, invalid).is_none());
     assert!(
-        diagnostics.borrow().iter().any(|m| m.contains("func.return")),
+        diagnostics
+            .borrow()
+            .iter()
+            .any(|m| m.contains("func.return")),
         "{:?}",
         diagnostics.borrow()
     );
@@ -150,16 +202,37 @@ fn melior_parses_low_bit_types_and_locations() {
         .unwrap_or_else(|| panic!("parse failed: {:?}\n{source}", diagnostics.borrow()));
     assert!(module.as_operation().verify());
 
-    let printed = module
-        .as_operation()
-        .to_string_with_flags(OperationPrintingFlags::new().enable_debug_info(true, false))
-        .expect("prints");
+    let printed = module.as_operation().to_string();
     for ty in element_types {
-        assert!(printed.contains(&format!("tensor<4x8x{ty}>")), "{ty}: {printed}");
+        assert!(
+            printed.contains(&format!("tensor<4x8x{ty}>")),
+            "{ty}: {printed}"
+        );
     }
-    assert!(printed.contains(r#"loc(fused["a", "b.mlir":1:2])"#), "{printed}");
-    assert!(printed.contains(r#"loc("name")"#), "{printed}");
-    assert!(diagnostics.borrow().is_empty(), "{:?}", diagnostics.borrow());
+
+    // Locations: the module printer (with `enable_debug_info`) hoists them
+    // into `#locN` aliases; `Location`'s `Display` prints one in full.
+    let func = module.body().first_operation().expect("func.func");
+    let body = func.region(0).unwrap().first_block().expect("body");
+    let mut locations = Vec::new();
+    let mut op = body.first_operation();
+    while let Some(current) = op {
+        locations.push(current.location().to_string());
+        op = current.next_in_block();
+    }
+    assert_eq!(
+        locations[..3],
+        [
+            r#"loc(fused["a", "b.mlir":1:2])"#,
+            r#"loc("name")"#,
+            r#"loc(fused<"attn.fused">["q_proj", "k_proj"])"#,
+        ],
+    );
+    assert!(
+        diagnostics.borrow().is_empty(),
+        "{:?}",
+        diagnostics.borrow()
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -203,9 +276,18 @@ fn build_add_kernel<'ctx>(context: &'ctx LlvmContext, name: &str) -> LlvmModule<
     let (inputs, outputs, weights) = (param(0), param(1), param(2));
 
     builder.position_at_end(entry);
-    let a = builder.build_load(ptr, inputs, "a").unwrap().into_pointer_value();
-    let c = builder.build_load(ptr, outputs, "c").unwrap().into_pointer_value();
-    let b = builder.build_load(ptr, weights, "b").unwrap().into_pointer_value();
+    let a = builder
+        .build_load(ptr, inputs, "a")
+        .unwrap()
+        .into_pointer_value();
+    let c = builder
+        .build_load(ptr, outputs, "c")
+        .unwrap()
+        .into_pointer_value();
+    let b = builder
+        .build_load(ptr, weights, "b")
+        .unwrap()
+        .into_pointer_value();
     builder.build_unconditional_branch(body).unwrap();
 
     builder.position_at_end(body);
@@ -214,17 +296,33 @@ fn build_add_kernel<'ctx>(context: &'ctx LlvmContext, name: &str) -> LlvmModule<
     // SAFETY: indices stay below LEN, the length of every buffer.
     let (pa, pb, pc) = unsafe {
         (
-            builder.build_in_bounds_gep(f32t, a, &[index], "pa").unwrap(),
-            builder.build_in_bounds_gep(f32t, b, &[index], "pb").unwrap(),
-            builder.build_in_bounds_gep(f32t, c, &[index], "pc").unwrap(),
+            builder
+                .build_in_bounds_gep(f32t, a, &[index], "pa")
+                .unwrap(),
+            builder
+                .build_in_bounds_gep(f32t, b, &[index], "pb")
+                .unwrap(),
+            builder
+                .build_in_bounds_gep(f32t, c, &[index], "pc")
+                .unwrap(),
         )
     };
-    let x = builder.build_load(f32t, pa, "x").unwrap().into_float_value();
-    let y = builder.build_load(f32t, pb, "y").unwrap().into_float_value();
+    let x = builder
+        .build_load(f32t, pa, "x")
+        .unwrap()
+        .into_float_value();
+    let y = builder
+        .build_load(f32t, pb, "y")
+        .unwrap()
+        .into_float_value();
     let sum = builder.build_float_add(x, y, "sum").unwrap();
-    let sum = builder.build_float_add(sum, f32t.const_float(1.0), "sum1").unwrap();
+    let sum = builder
+        .build_float_add(sum, f32t.const_float(1.0), "sum1")
+        .unwrap();
     builder.build_store(pc, sum).unwrap();
-    let next = builder.build_int_add(index, i64t.const_int(1, false), "next").unwrap();
+    let next = builder
+        .build_int_add(index, i64t.const_int(1, false), "next")
+        .unwrap();
     let more = builder
         .build_int_compare(IntPredicate::ULT, next, i64t.const_int(LEN, false), "more")
         .unwrap();
@@ -234,7 +332,9 @@ fn build_add_kernel<'ctx>(context: &'ctx LlvmContext, name: &str) -> LlvmModule<
     builder.position_at_end(exit);
     builder.build_return(Some(&i32t.const_zero())).unwrap();
 
-    module.verify().unwrap_or_else(|e| panic!("{}", e.to_string()));
+    module
+        .verify()
+        .unwrap_or_else(|e| panic!("{}", e.to_string()));
     module
 }
 
@@ -278,7 +378,9 @@ fn inkwell_emits_object_that_links_and_runs() {
     machine
         .write_to_file(&module, FileType::Object, &object)
         .unwrap_or_else(|e| panic!("{}", e.to_string()));
-    let asm = machine.write_to_memory_buffer(&module, FileType::Assembly).unwrap();
+    let asm = machine
+        .write_to_memory_buffer(&module, FileType::Assembly)
+        .unwrap();
     assert!(String::from_utf8_lossy(asm.as_slice()).contains("lowbit_add:"));
 
     let status = Command::new("cc")
@@ -300,7 +402,9 @@ fn inkwell_emits_object_that_links_and_runs() {
     // signature of `EntryFn` and reads/writes LEN floats per buffer.
     let status = unsafe {
         let lib = libloading::Library::new(&library).expect("dlopen model.so");
-        let entry = lib.get::<EntryFn>(b"lowbit_add\0").expect("dlsym lowbit_add");
+        let entry = lib
+            .get::<EntryFn>(b"lowbit_add\0")
+            .expect("dlsym lowbit_add");
         entry(inputs.as_ptr(), outputs.as_ptr(), weights.as_ptr())
     };
     assert_eq!(status, 0);
@@ -334,7 +438,11 @@ fn inkwell_emits_ptx_for_sm80() {
     let global = context.ptr_type(AddressSpace::from(1u16));
     let f32t = context.f32_type();
     let i32t = context.i32_type();
-    let kernel = module.add_function("scale", context.void_type().fn_type(&[global.into()], false), None);
+    let kernel = module.add_function(
+        "scale",
+        context.void_type().fn_type(&[global.into()], false),
+        None,
+    );
     // A kernel (`.entry`) is marked by the `ptx_kernel` calling convention
     // (number 71); the old `nvvm.annotations` metadata is no longer needed.
     kernel.set_call_conventions(71);
@@ -348,14 +456,27 @@ fn inkwell_emits_ptx_for_sm80() {
     let tid = tid.try_as_basic_value().unwrap_basic().into_int_value();
     let p = kernel.get_nth_param(0).unwrap().into_pointer_value();
     // SAFETY: the kernel is only compiled here, never run.
-    let slot = unsafe { builder.build_in_bounds_gep(f32t, p, &[tid], "slot").unwrap() };
-    let x = builder.build_load(f32t, slot, "x").unwrap().into_float_value();
-    let y = builder.build_float_mul(x, f32t.const_float(2.0), "y").unwrap();
+    let slot = unsafe {
+        builder
+            .build_in_bounds_gep(f32t, p, &[tid], "slot")
+            .unwrap()
+    };
+    let x = builder
+        .build_load(f32t, slot, "x")
+        .unwrap()
+        .into_float_value();
+    let y = builder
+        .build_float_mul(x, f32t.const_float(2.0), "y")
+        .unwrap();
     builder.build_store(slot, y).unwrap();
     builder.build_return(None).unwrap();
-    module.verify().unwrap_or_else(|e| panic!("{}", e.to_string()));
+    module
+        .verify()
+        .unwrap_or_else(|e| panic!("{}", e.to_string()));
 
-    let ptx = machine.write_to_memory_buffer(&module, FileType::Assembly).unwrap();
+    let ptx = machine
+        .write_to_memory_buffer(&module, FileType::Assembly)
+        .unwrap();
     let ptx = String::from_utf8_lossy(ptx.as_slice()).into_owned();
     assert!(ptx.contains(".target sm_80"), "{ptx}");
     assert!(ptx.contains(".visible .entry scale"), "{ptx}");

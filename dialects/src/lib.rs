@@ -19,6 +19,7 @@
 
 pub mod attn;
 pub mod dialect;
+pub mod formats;
 pub mod graph;
 pub mod infer;
 pub mod interp;

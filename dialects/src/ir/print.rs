@@ -94,6 +94,18 @@ pub fn print_func(f: &Func) -> String {
     out
 }
 
+/// Writes a symbol name bare when it is an MLIR bare identifier (`[a-zA-Z_][a-zA-Z0-9_$.]*`),
+/// quoted otherwise (`@"layers.0 attn"`), as MLIR does; the parser reads both.
+fn write_symbol(out: &mut String, name: &str) {
+    let bare = name.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'$' | b'.'));
+    if bare {
+        out.push_str(name);
+    } else {
+        let _ = super::attrs::write_string(out, name);
+    }
+}
+
 fn names(f: &Func) -> SecondaryMap<Value, String> {
     let mut names = SecondaryMap::new();
     for (i, &p) in f.params.iter().enumerate() {
@@ -134,7 +146,9 @@ fn print_func_into(
 ) {
     let names = names(f);
     let kw = if opts.generic { "func.func" } else { "func" };
-    let _ = write!(out, "{indent}{kw} @{}(", f.name);
+    let _ = write!(out, "{indent}{kw} @");
+    write_symbol(out, &f.name);
+    out.push('(');
     for (i, &p) in f.params.iter().enumerate() {
         if i > 0 {
             out.push_str(", ");

@@ -129,7 +129,7 @@ fn prime_power(q: usize) -> Option<(usize, u32)> {
     // dimension cannot stall verification.
     let p = (2..)
         .take_while(|&d| d <= q / d)
-        .find(|&d| q % d == 0)
+        .find(|&d| q.is_multiple_of(d))
         .unwrap_or(q);
     let (mut r, mut e) = (q, 0);
     while r % p == 0 {

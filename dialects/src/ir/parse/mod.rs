@@ -381,7 +381,8 @@ impl<'a> Parser<'a> {
             self.types_until_newline()?
         };
         let loc = self.opt_loc()?.unwrap_or_else(|| self.file_loc(start));
-        let declared: usize = defs.iter().map(|d| d.1).sum();
+        // Saturating: `%0:N` counts come from the text and may be huge.
+        let declared = defs.iter().fold(0usize, |n, d| n.saturating_add(d.1));
         if declared != result_types.len() {
             return self.err(
                 Span::new(start, name_span.end),
@@ -866,8 +867,13 @@ impl<'a> Parser<'a> {
         let n = ty.num_elements();
         let mut values = if vals.len() == n {
             vals
-        } else if vals.len() == 1 {
+        } else if vals.len() == 1 && n <= MAX_SPLAT {
             vec![vals[0]; n]
+        } else if vals.len() == 1 {
+            return self.err(
+                Span::new(at, self.c.pos()),
+                format!("splat literal of {ty} is too large to hold ({n} elements, at most {MAX_SPLAT}); use 'dense_resource<__elided__>'"),
+            );
         } else {
             return self.err(
                 Span::new(at, self.c.pos()),
@@ -1004,6 +1010,10 @@ impl<'a> Parser<'a> {
         }
     }
 }
+
+/// The most elements a splat literal (`dense<0.0> : tensor<...>`) expands to. Constants hold
+/// every element, so a short text must not ask for terabytes.
+const MAX_SPLAT: usize = 1 << 24;
 
 /// An element of a dense literal of `elem`. A hexadecimal one is the element type's bit
 /// pattern, as in MLIR (`0x7C00` is an f16 infinity; integers take the value itself); a
