@@ -96,7 +96,7 @@ impl WeightStore {
                 });
             }
             let start = data.as_ptr() as usize;
-            slots.push(if start % spec.dtype.alignment() == 0 {
+            slots.push(if start.is_multiple_of(spec.dtype.alignment()) {
                 WeightSlot::Mapped {
                     offset: start - base,
                     len: data.len(),

@@ -1,1 +1,249 @@
-//! lowbit tests.
+//! # lowbit-tests: the file-test harness
+//!
+//! Every `tests/cases/**/*.mlir` file starts with a `// RUN:` line holding a real `lowbit`
+//! command, with `%s` standing for the file itself:
+//!
+//! ```text
+//! // RUN: lowbit opt %s --split-input-file --pass-pipeline=canonicalize
+//! ```
+//!
+//! [`Case::run`] substitutes `%s` with the file's path relative to this crate
+//! (`cases/canonicalize/fold.mlir`, so snapshots do not depend on where the checkout
+//! lives), splits the command with shell rules ([`shell_words`]) and runs it in-process
+//! through [`lowbit_compiler::cli::main_with_args`] — the same clap definition as the
+//! binary, so pasting the RUN line into a shell (from `tests/`) reproduces the case.
+//! [`Outcome::snapshot`] is what `tests/tests/filetests.rs` snapshots with insta: stdout,
+//! then stderr and the exit code when there are any.
+
+use std::path::{Path, PathBuf};
+
+/// One case file.
+#[derive(Clone, Debug)]
+pub struct Case {
+    /// The path relative to the `tests/` crate, with `/` separators.
+    pub rel_path: String,
+    /// The file's text.
+    pub text: String,
+}
+
+/// What running a case printed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+    /// The exit code.
+    pub code: i32,
+}
+
+/// The directory of this crate (`tests/`); case paths are relative to it.
+pub fn crate_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every case file under `tests/cases`, sorted.
+pub fn all_cases() -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "mlir") {
+                out.push(p);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&crate_dir().join("cases"), &mut out);
+    out.sort();
+    out
+}
+
+impl Case {
+    /// Reads the case at `path` (absolute, or relative to the `tests/` crate).
+    pub fn load(path: &Path) -> Case {
+        let abs = if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            crate_dir().join(path)
+        };
+        let text = std::fs::read_to_string(&abs)
+            .unwrap_or_else(|e| panic!("cannot read case {}: {e}", abs.display()));
+        let canon_dir = crate_dir()
+            .canonicalize()
+            .unwrap_or_else(|_| crate_dir().to_path_buf());
+        let canon = abs.canonicalize().unwrap_or(abs.clone());
+        let rel = canon.strip_prefix(&canon_dir).unwrap_or(&canon);
+        let rel_path = rel
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/");
+        Case { rel_path, text }
+    }
+
+    /// The command of the first line, `// RUN: <command>`, split into words with `%s`
+    /// substituted.
+    pub fn command(&self) -> Result<Vec<String>, String> {
+        let first = self.text.lines().next().unwrap_or_default();
+        let Some(cmd) = first.strip_prefix("// RUN:") else {
+            return Err(format!(
+                "{}: the first line must be '// RUN: lowbit ...', found {first:?}",
+                self.rel_path
+            ));
+        };
+        let words = shell_words(cmd).map_err(|e| format!("{}: RUN line: {e}", self.rel_path))?;
+        Ok(words
+            .into_iter()
+            .map(|w| w.replace("%s", &self.rel_path))
+            .collect())
+    }
+
+    /// The RUN line's command as written, with `%s` substituted (for snapshot headers).
+    pub fn run_line(&self) -> String {
+        let first = self.text.lines().next().unwrap_or_default();
+        first
+            .strip_prefix("// RUN:")
+            .unwrap_or(first)
+            .trim()
+            .replace("%s", &self.rel_path)
+    }
+
+    /// Runs the RUN line in-process from the `tests/` directory.
+    pub fn run(&self) -> Outcome {
+        let args = self.command().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            args.first().map(String::as_str),
+            Some("lowbit"),
+            "{}: RUN lines start with 'lowbit'",
+            self.rel_path
+        );
+        assert_eq!(
+            std::env::current_dir()
+                .ok()
+                .and_then(|d| d.canonicalize().ok()),
+            crate_dir().canonicalize().ok(),
+            "cases run from the tests/ directory (cargo test does this)"
+        );
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        let code = lowbit_compiler::cli::main_with_args(&args, &mut stdout, &mut stderr);
+        Outcome {
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+            code,
+        }
+    }
+}
+
+impl Outcome {
+    /// The snapshot text: stdout, then `----- stderr -----` and stderr when there is any,
+    /// then `----- exit code: N -----` when it is not 0.
+    pub fn snapshot(&self) -> String {
+        let mut s = self.stdout.clone();
+        if !self.stderr.is_empty() {
+            if !s.is_empty() && !s.ends_with('\n') {
+                s.push('\n');
+            }
+            s.push_str("----- stderr -----\n");
+            s.push_str(&self.stderr);
+        }
+        if self.code != 0 {
+            if !s.is_empty() && !s.ends_with('\n') {
+                s.push('\n');
+            }
+            s.push_str(&format!("----- exit code: {} -----\n", self.code));
+        }
+        s
+    }
+}
+
+/// Splits a command line into words like a POSIX shell does for simple commands: blanks
+/// separate words; `'...'` quotes literally; `"..."` quotes with `\"`, `\\`, `` \` `` and
+/// `\$` escapes; a backslash outside quotes escapes the next character. No expansion.
+pub fn shell_words(s: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut cur: Option<String> = None;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_whitespace() => {
+                if let Some(w) = cur.take() {
+                    words.push(w);
+                }
+            }
+            '\'' => {
+                let w = cur.get_or_insert_with(String::new);
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => w.push(c),
+                        None => return Err("unterminated single quote".into()),
+                    }
+                }
+            }
+            '"' => {
+                let w = cur.get_or_insert_with(String::new);
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(c @ ('"' | '\\' | '`' | '$')) => w.push(c),
+                            Some(c) => {
+                                w.push('\\');
+                                w.push(c);
+                            }
+                            None => return Err("unterminated double quote".into()),
+                        },
+                        Some(c) => w.push(c),
+                        None => return Err("unterminated double quote".into()),
+                    }
+                }
+            }
+            '\\' => match chars.next() {
+                Some(c) => cur.get_or_insert_with(String::new).push(c),
+                None => return Err("trailing backslash".into()),
+            },
+            c => cur.get_or_insert_with(String::new).push(c),
+        }
+    }
+    words.extend(cur);
+    Ok(words)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_splitting() {
+        assert_eq!(
+            shell_words(r#" lowbit opt %s --pass-pipeline='cse,canonicalize{max-fold-elements=4}' "a b\"c" d\ e"#).unwrap(),
+            ["lowbit", "opt", "%s", "--pass-pipeline=cse,canonicalize{max-fold-elements=4}", "a b\"c", "d e"]
+        );
+        assert_eq!(shell_words("''").unwrap(), [""]);
+        assert!(shell_words("'oops").is_err());
+    }
+
+    #[test]
+    fn snapshot_layout() {
+        let o = Outcome {
+            stdout: "out\n".into(),
+            stderr: "err\n".into(),
+            code: 1,
+        };
+        assert_eq!(
+            o.snapshot(),
+            "out\n----- stderr -----\nerr\n----- exit code: 1 -----\n"
+        );
+        let o = Outcome {
+            stdout: "out\n".into(),
+            stderr: String::new(),
+            code: 0,
+        };
+        assert_eq!(o.snapshot(), "out\n");
+    }
+}
