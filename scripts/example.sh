@@ -7,9 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
-echo "example: building lowbit (release)"
-cargo build --release -q -p lowbit-compiler
-lowbit=target/release/lowbit
+echo "example: building lowbit (the first build compiles melior/inkwell: several minutes)"
+cargo build -q -p lowbit-compiler
+lowbit=target/debug/lowbit
 mkdir -p out
 
 echo "example: lowbit compile examples/attention_block.mlir -o out/attention_block --print-ir-after-all"

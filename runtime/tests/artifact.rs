@@ -247,7 +247,7 @@ fn misaligned_weights_are_copied_once_and_still_correct() {
     // A hand-made file whose f32 weight starts one byte into the data section.
     let header = br#"{"pad":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"w":{"dtype":"F32","shape":[4],"data_offsets":[1,17]}}"#;
     let mut header = header.to_vec();
-    while header.len() % 8 != 0 {
+    while !header.len().is_multiple_of(8) {
         header.push(b' ');
     }
     let mut file = (header.len() as u64).to_le_bytes().to_vec();

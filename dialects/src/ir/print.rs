@@ -97,8 +97,13 @@ pub fn print_func(f: &Func) -> String {
 /// Writes a symbol name bare when it is an MLIR bare identifier (`[a-zA-Z_][a-zA-Z0-9_$.]*`),
 /// quoted otherwise (`@"layers.0 attn"`), as MLIR does; the parser reads both.
 fn write_symbol(out: &mut String, name: &str) {
-    let bare = name.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'$' | b'.'));
+    let bare = name
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'$' | b'.'));
     if bare {
         out.push_str(name);
     } else {
