@@ -94,9 +94,10 @@ pub fn print_func(f: &Func) -> String {
     out
 }
 
-/// Writes a symbol name bare when it is an MLIR bare identifier (`[a-zA-Z_][a-zA-Z0-9_$.]*`),
-/// quoted otherwise (`@"layers.0 attn"`), as MLIR does; the parser reads both.
-fn write_symbol(out: &mut String, name: &str) {
+/// Writes a symbol or attribute name bare when it is an MLIR bare identifier
+/// (`[a-zA-Z_][a-zA-Z0-9_$.]*`), quoted otherwise (`@"layers.0 attn"`), as MLIR does; the
+/// parser reads both.
+fn write_name(out: &mut String, name: &str) {
     let bare = name
         .bytes()
         .next()
@@ -152,7 +153,7 @@ fn print_func_into(
     let names = names(f);
     let kw = if opts.generic { "func.func" } else { "func" };
     let _ = write!(out, "{indent}{kw} @");
-    write_symbol(out, &f.name);
+    write_name(out, &f.name);
     out.push('(');
     for (i, &p) in f.params.iter().enumerate() {
         if i > 0 {
@@ -194,7 +195,8 @@ fn print_func_into(
                 if i > 0 {
                     out.push_str(", ");
                 }
-                let _ = write!(out, "{name} = ");
+                write_name(out, name);
+                out.push_str(" = ");
                 let _ = write_attr(out, a, opts.elide);
             }
             out.push('}');

@@ -747,6 +747,8 @@ impl<'a> Parser<'a> {
     fn bracket_array(&mut self) -> ParseResult<Attr> {
         let at = self.c.pos();
         self.expect("[")?;
+        // Integers stay exact (`i64::MAX` ends are common); floats only if any is one.
+        let mut ints = Vec::new();
         let mut vals = Vec::new();
         let mut all_int = true;
         self.c.skip_ws();
@@ -754,7 +756,10 @@ impl<'a> Parser<'a> {
             loop {
                 self.c.skip_ws();
                 match self.c.number() {
-                    Some(cursor::Number::Int(v)) => vals.push(v as f64),
+                    Some(cursor::Number::Int(v)) => {
+                        ints.push(v);
+                        vals.push(v as f64)
+                    }
                     Some(cursor::Number::Float(v)) => {
                         all_int = false;
                         vals.push(v)
@@ -778,7 +783,7 @@ impl<'a> Parser<'a> {
         }
         let _ = at;
         Ok(if all_int {
-            Attr::Ints(vals.iter().map(|&v| v as i64).collect())
+            Attr::Ints(ints)
         } else {
             Attr::Floats(vals)
         })
@@ -888,6 +893,12 @@ impl<'a> Parser<'a> {
         }
         for v in &mut values {
             *v = crate::numeric::round_to(*v, ty.elem);
+        }
+        if ty.elem == Elem::F4E2M1FN && values.iter().any(|v| v.is_nan()) {
+            return self.err(
+                Span::new(at, self.c.pos()),
+                format!("dense literal of {ty} holds a NaN, which f4E2M1FN cannot encode"),
+            );
         }
         Ok(Attr::Dense(DenseAttr {
             ty,
