@@ -64,35 +64,11 @@ pub fn unravel(mut flat: usize, shape: &[usize]) -> Vec<usize> {
     idx
 }
 
-/// Numpy broadcasting of two shapes.
+/// Numpy broadcasting of two shapes ([`crate::infer::broadcast`] on `usize` dims).
 pub fn broadcast_shapes(a: &[usize], b: &[usize]) -> Result<Vec<usize>, String> {
-    let n = a.len().max(b.len());
-    let mut out = vec![0; n];
-    for (i, o) in out.iter_mut().enumerate() {
-        let da = if i + a.len() >= n {
-            a[i + a.len() - n]
-        } else {
-            1
-        };
-        let db = if i + b.len() >= n {
-            b[i + b.len() - n]
-        } else {
-            1
-        };
-        *o = match (da, db) {
-            (x, y) if x == y => x,
-            (1, y) => y,
-            (x, 1) => x,
-            (x, y) => {
-                return Err(format!(
-                    "shapes {} and {} do not broadcast: {x} vs {y}",
-                    dims_str(a),
-                    dims_str(b)
-                ))
-            }
-        };
-    }
-    Ok(out)
+    let wide = |s: &[usize]| s.iter().map(|&d| d as i64).collect::<Vec<_>>();
+    let out = crate::infer::broadcast(&wide(a), &wide(b))?;
+    Ok(out.into_iter().map(|d| d as usize).collect())
 }
 
 /// For each flat index of `to`, the flat index of `from` that numpy broadcasting reads
