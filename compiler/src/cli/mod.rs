@@ -1,4 +1,4 @@
-//! The `lowbit` command line: `opt`, `compile` and `run`.
+//! The `lowbit` command line: `opt`, `compile`, `run`, `import` and `inspect`.
 //!
 //! One clap definition serves the binary (`main.rs`) and the file-test harness, which runs
 //! each case's `// RUN:` line in-process through [`main_with_args`], so every RUN line is a
@@ -13,6 +13,8 @@
 
 mod compile;
 pub mod diag;
+mod import;
+mod onnx;
 mod opt;
 mod run;
 
@@ -55,6 +57,10 @@ enum Command {
     /// outputs after the returned values (`out0`, `out1`, ...); for an artifact directory,
     /// by the names in its manifest.
     Run(run::RunArgs),
+    /// Import a model (`.onnx`) into IR, with its weights in the sibling `.safetensors`.
+    Import(onnx::ImportArgs),
+    /// Summarize a model (`.onnx`): opsets, inputs, outputs, op histogram.
+    Inspect(onnx::InspectArgs),
 }
 
 fn passes_help() -> String {
@@ -161,6 +167,9 @@ type CliResult<T> = Result<T, Failure>;
 /// given streams, and returns the process exit code: 0 on success, 1 on failure, 2 on a
 /// usage error.
 pub fn main_with_args(args: &[String], stdout: &mut dyn Write, stderr: &mut dyn Write) -> i32 {
+    if let Some(code) = import::dispatch(args, stdout, stderr) {
+        return code;
+    }
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
@@ -178,6 +187,8 @@ pub fn main_with_args(args: &[String], stdout: &mut dyn Write, stderr: &mut dyn 
         Command::Opt(a) => opt::run(a, stdout, stderr),
         Command::Compile(a) => compile::run(a, stdout, stderr),
         Command::Run(a) => run::run(a, stdout, stderr),
+        Command::Import(a) => onnx::run_import(a, stdout, stderr),
+        Command::Inspect(a) => onnx::run_inspect(a, stdout, stderr),
     };
     match result {
         Ok(()) => 0,

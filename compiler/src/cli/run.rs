@@ -31,9 +31,15 @@ const SHOWN: usize = 8;
 
 #[derive(Debug, Args)]
 pub(super) struct RunArgs {
-    /// A `.mlir` file (interpreted) or an artifact directory (run natively).
-    #[arg(value_name = "FILE.mlir|DIR")]
+    /// A `.mlir` file or `.onnx` model (interpreted) or an artifact directory (run natively).
+    #[arg(value_name = "FILE.mlir|MODEL.onnx|DIR")]
     input: String,
+    /// Binds a symbolic input dimension of a `.onnx` model, e.g. `--dim batch=1`.
+    #[arg(long = "dim", value_name = "NAME=SIZE")]
+    dims: Vec<String>,
+    /// `.onnx` input only: assume run-time tensors hold no NaN (`IsNaN` reads false).
+    #[arg(long)]
+    assume_no_nan: bool,
     /// Inputs by name (.npz or .safetensors).
     #[arg(long = "input", value_name = "FILE", conflicts_with = "random_inputs")]
     inputs: Option<PathBuf>,
@@ -59,6 +65,8 @@ pub(super) struct RunArgs {
 pub(super) fn run(a: RunArgs, stdout: &mut dyn Write, stderr: &mut dyn Write) -> CliResult<()> {
     let outputs = if Path::new(&a.input).is_dir() {
         run_artifact(&a)?
+    } else if super::onnx::is_onnx(&a.input) {
+        super::onnx::run_onnx(&a.input, &a.dims, a.assume_no_nan, a.inputs.as_deref())?
     } else {
         run_mlir(&a, stderr)?
     };

@@ -1,0 +1,234 @@
+//! `lowbit import MODEL.onnx`, `lowbit inspect MODEL.onnx`, and the `.onnx` branch of
+//! `lowbit run`.
+//!
+//! `import` writes the IR to `-o FILE.mlir` and the weights its `graph.weight` ops name to
+//! the sibling `FILE.safetensors`, where `lowbit run FILE.mlir` looks for them. `run` on a
+//! `.onnx` file imports it and evaluates it in the reference interpreter; its inputs are
+//! keyed by the ONNX graph input names and its outputs by the ONNX graph output names.
+//! Symbolic input dims are bound with `--dim NAME=SIZE` (repeatable).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use lowbit_dialects::interp::{run_func, Tensor};
+use lowbit_runtime::{read_tensors, write_tensors, TensorMap};
+use prost::Message;
+
+use super::{write_atomic, CliResult, Failure, PrintArgs};
+use crate::onnx::proto::ModelProto;
+use crate::onnx::{import_model, parse_dim, DimBindings, ImportOptions, Imported};
+use crate::tensors::{from_interp, to_host_map, to_interp};
+
+/// Whether `path` names an ONNX model (by its extension).
+pub(super) fn is_onnx(path: &str) -> bool {
+    Path::new(path)
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
+}
+
+#[derive(Debug, Args)]
+pub(super) struct ImportArgs {
+    /// The model (`.onnx`).
+    #[arg(value_name = "MODEL.onnx")]
+    model: String,
+    /// Where to write the IR; the weights go to the sibling `.safetensors` file.
+    #[arg(short = 'o', value_name = "FILE.mlir")]
+    output: PathBuf,
+    /// Binds a symbolic input dimension, e.g. `--dim batch=1` (repeatable).
+    #[arg(long = "dim", value_name = "NAME=SIZE")]
+    dims: Vec<String>,
+    /// Assume run-time tensors hold no NaN: `IsNaN` of one is false everywhere.
+    #[arg(long)]
+    assume_no_nan: bool,
+    #[command(flatten)]
+    print: PrintArgs,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct InspectArgs {
+    /// The model (`.onnx`).
+    #[arg(value_name = "MODEL.onnx")]
+    model: String,
+}
+
+/// `--dim` flags as bindings.
+pub(super) fn dim_bindings(flags: &[String]) -> CliResult<DimBindings> {
+    flags
+        .iter()
+        .map(|s| parse_dim(s).map_err(Failure::msg))
+        .collect()
+}
+
+fn import(path: &str, dims: &[String], assume_no_nan: bool) -> CliResult<Imported> {
+    if !is_onnx(path) {
+        return Err(Failure::msg(format!(
+            "'{path}' is not an ONNX model (expected a .onnx file)"
+        )));
+    }
+    let options = ImportOptions {
+        dims: dim_bindings(dims)?,
+        assume_no_nan,
+    };
+    import_model(Path::new(path), &options).map_err(Failure::msg)
+}
+
+pub(super) fn run_import(
+    a: ImportArgs,
+    _stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> CliResult<()> {
+    let imported = import(&a.model, &a.dims, a.assume_no_nan)?;
+    let text = a.print.print(&imported.module);
+    let weights =
+        to_host_map(imported.weights.iter().map(|(k, t)| (k.clone(), t))).map_err(Failure::msg)?;
+    let weights_path = a.output.with_extension("safetensors");
+    write_tensors(&weights_path, &weights).map_err(Failure::msg)?;
+    write_atomic(&a.output, text.as_bytes())?;
+    let _ = writeln!(
+        stderr,
+        "imported '{}': {} ops, {} weights in '{}'; inputs {}; outputs {}",
+        a.model,
+        imported.module.funcs[0].body.len(),
+        weights.len(),
+        weights_path.display(),
+        imported.inputs.join(", "),
+        imported.outputs.join(", ")
+    );
+    Ok(())
+}
+
+/// `lowbit run MODEL.onnx`: import, then interpret with inputs keyed by ONNX input names.
+pub(super) fn run_onnx(
+    path: &str,
+    dims: &[String],
+    assume_no_nan: bool,
+    inputs: Option<&Path>,
+) -> CliResult<TensorMap> {
+    let imported = import(path, dims, assume_no_nan)?;
+    let f = &imported.module.funcs[0];
+    let Some(file) = inputs else {
+        return Err(Failure::msg(format!(
+            "'{path}' takes inputs {}; give them with --input FILE (keyed by those names)",
+            imported.inputs.join(", ")
+        )));
+    };
+    let given = read_tensors(file).map_err(Failure::msg)?;
+    let mut args = Vec::new();
+    for (name, ty) in imported.inputs.iter().zip(f.param_types()) {
+        let t: Tensor = given.get(name).map(to_interp).ok_or_else(|| {
+            Failure::msg(format!(
+                "'{}' has no tensor '{name}' (the inputs are {})",
+                file.display(),
+                imported.inputs.join(", ")
+            ))
+        })?;
+        if t.ty != ty {
+            return Err(Failure::msg(format!(
+                "input '{name}' in '{}' is {} but the model (with its --dim bindings) expects {ty}",
+                file.display(),
+                t.ty
+            )));
+        }
+        args.push(t);
+    }
+    let outs = run_func(f, &args, &imported.weights).map_err(Failure::msg)?;
+    imported
+        .outputs
+        .iter()
+        .zip(&outs)
+        .map(|(name, t)| Ok((name.clone(), from_interp(name, t).map_err(Failure::msg)?)))
+        .collect()
+}
+
+pub(super) fn run_inspect(
+    a: InspectArgs,
+    stdout: &mut dyn Write,
+    _stderr: &mut dyn Write,
+) -> CliResult<()> {
+    let bytes = std::fs::read(&a.model).map_err(|e| {
+        Failure::msg(format!(
+            "cannot read '{}': {}",
+            a.model,
+            super::io_message(&e)
+        ))
+    })?;
+    let model = ModelProto::decode(bytes.as_slice()).map_err(|e| {
+        Failure::msg(format!(
+            "'{}' is not a valid ONNX model: the protobuf does not decode ({e}); the file may be truncated",
+            a.model
+        ))
+    })?;
+    let mut out = String::new();
+    out.push_str(&format!(
+        "model: {} (ir_version {}, producer {} {})\n",
+        a.model, model.ir_version, model.producer_name, model.producer_version
+    ));
+    for o in &model.opset_import {
+        let d = if o.domain.is_empty() {
+            "ai.onnx"
+        } else {
+            &o.domain
+        };
+        out.push_str(&format!("opset: {d} {}\n", o.version));
+    }
+    let Some(g) = &model.graph else {
+        out.push_str("graph: none\n");
+        let _ = stdout.write_all(out.as_bytes());
+        return Ok(());
+    };
+    let value_info = |v: &crate::onnx::proto::ValueInfoProto| {
+        let tt = v.r#type.as_ref().and_then(|t| t.tensor_type.as_ref());
+        let elem = tt.map_or("?".to_string(), |t| {
+            crate::onnx::tensor::elem_of(t.elem_type).map_or_else(
+                || crate::onnx::tensor::type_name(t.elem_type),
+                |e| e.to_string(),
+            )
+        });
+        let dims: Vec<String> = tt
+            .and_then(|t| t.shape.as_ref())
+            .map(|s| {
+                s.dim
+                    .iter()
+                    .map(|d| match (&d.dim_param, d.dim_value) {
+                        (Some(p), _) if !p.is_empty() => p.clone(),
+                        (_, Some(n)) => n.to_string(),
+                        _ => "?".to_string(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        format!("{} [{}] {elem}", v.name, dims.join(", "))
+    };
+    let inits: std::collections::BTreeSet<&str> =
+        g.initializer.iter().map(|t| t.name.as_str()).collect();
+    for i in g.input.iter().filter(|i| !inits.contains(i.name.as_str())) {
+        out.push_str(&format!("input: {}\n", value_info(i)));
+    }
+    for o in &g.output {
+        out.push_str(&format!("output: {}\n", value_info(o)));
+    }
+    let bytes: usize = g.initializer.iter().map(|t| t.raw_data.len()).sum();
+    out.push_str(&format!(
+        "initializers: {} ({} bytes inline raw data)\n",
+        g.initializer.len(),
+        bytes
+    ));
+    let mut hist: BTreeMap<String, usize> = BTreeMap::new();
+    for n in &g.node {
+        let d = if n.domain.is_empty() { "" } else { &n.domain };
+        let key = if d.is_empty() {
+            n.op_type.clone()
+        } else {
+            format!("{d}.{}", n.op_type)
+        };
+        *hist.entry(key).or_default() += 1;
+    }
+    out.push_str(&format!("nodes: {}\n", g.node.len()));
+    for (op, count) in hist {
+        out.push_str(&format!("  {op}: {count}\n"));
+    }
+    let _ = stdout.write_all(out.as_bytes());
+    Ok(())
+}

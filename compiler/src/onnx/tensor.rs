@@ -1,0 +1,221 @@
+//! ONNX tensor data: element types, and the values of a `TensorProto` from `raw_data`, the
+//! typed repeated fields, or an external file.
+//!
+//! External data is confined to the model's directory: a `location` that is absolute,
+//! contains `..`, or resolves (through symlinks) outside the directory is refused, and the
+//! `offset`/`length` range must lie inside the file.
+
+use std::path::Path;
+
+use lowbit_dialects::interp::Tensor;
+use lowbit_dialects::ir::{Elem, TensorType};
+
+use super::proto::TensorProto;
+use super::{OnnxError, OnnxResult};
+
+/// The lowbit element type of an ONNX `TensorProto.DataType` code.
+pub fn elem_of(code: i32) -> Option<Elem> {
+    Some(match code {
+        1 => Elem::F32,
+        2 => Elem::UI8,
+        3 => Elem::I8,
+        4 => Elem::UI16,
+        5 => Elem::I16,
+        6 => Elem::I32,
+        7 => Elem::I64,
+        9 => Elem::I1,
+        10 => Elem::F16,
+        11 => Elem::F64,
+        16 => Elem::BF16,
+        17 => Elem::F8E4M3FN,
+        19 => Elem::F8E5M2,
+        _ => return None,
+    })
+}
+
+/// The ONNX name of a `DataType` code, for messages.
+pub fn type_name(code: i32) -> String {
+    let name = match code {
+        8 => "string",
+        12 => "uint32",
+        13 => "uint64",
+        14 => "complex64",
+        15 => "complex128",
+        _ => return format!("data type {code}"),
+    };
+    name.to_string()
+}
+
+/// Decodes `t` (its data inline or under `dir` when external) into an interpreter tensor.
+pub fn decode(t: &TensorProto, dir: &Path) -> OnnxResult<Tensor> {
+    let bad = |message: String| OnnxError::Model(format!("tensor '{}' {message}", t.name));
+    let elem = elem_of(t.data_type).ok_or_else(|| {
+        bad(format!(
+            "has unsupported element type {}",
+            type_name(t.data_type)
+        ))
+    })?;
+    if t.dims.iter().any(|&d| d < 0) {
+        return Err(bad(format!("has a negative dimension in {:?}", t.dims)));
+    }
+    let ty = TensorType::new(t.dims.clone(), elem);
+    let n = t
+        .dims
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d as usize))
+        .ok_or_else(|| bad("is too large".to_string()))?;
+    let data = if t.data_location == 1 {
+        let bytes = read_external(t, dir)?;
+        from_raw(&bytes, elem, n).map_err(bad)?
+    } else if !t.raw_data.is_empty() || n == 0 {
+        from_raw(&t.raw_data, elem, n).map_err(bad)?
+    } else {
+        typed(t, elem)
+    };
+    if data.len() != n {
+        return Err(bad(format!(
+            "holds {} values but its shape {:?} needs {n}",
+            data.len(),
+            t.dims
+        )));
+    }
+    Ok(Tensor::new(ty, data))
+}
+
+/// The values of the typed repeated fields (`float_data`, `int32_data`, ...).
+fn typed(t: &TensorProto, elem: Elem) -> Vec<f64> {
+    match elem {
+        Elem::F32 => t.float_data.iter().map(|&v| f64::from(v)).collect(),
+        Elem::F64 => t.double_data.clone(),
+        Elem::I64 => t.int64_data.iter().map(|&v| v as f64).collect(),
+        Elem::F16 => t
+            .int32_data
+            .iter()
+            .map(|&v| f64::from(half::f16::from_bits(v as u16)))
+            .collect(),
+        Elem::BF16 => t
+            .int32_data
+            .iter()
+            .map(|&v| f64::from(half::bf16::from_bits(v as u16)))
+            .collect(),
+        _ if !t.uint64_data.is_empty() => t.uint64_data.iter().map(|&v| v as f64).collect(),
+        _ => t.int32_data.iter().map(|&v| f64::from(v)).collect(),
+    }
+}
+
+/// Little-endian raw bytes into values.
+fn from_raw(bytes: &[u8], elem: Elem, n: usize) -> Result<Vec<f64>, String> {
+    let width = match elem {
+        Elem::F64 | Elem::I64 => 8,
+        Elem::F32 | Elem::I32 => 4,
+        Elem::F16 | Elem::BF16 | Elem::I16 | Elem::UI16 => 2,
+        _ => 1,
+    };
+    let need = n.checked_mul(width).ok_or("is too large")?;
+    if bytes.len() != need {
+        return Err(format!(
+            "has {} bytes of data but {n} elements need {need}",
+            bytes.len()
+        ));
+    }
+    let c = bytes.chunks_exact(width);
+    Ok(match elem {
+        Elem::F64 => c
+            .map(|b| f64::from_le_bytes(b.try_into().expect("8-byte chunk")))
+            .collect(),
+        Elem::I64 => c
+            .map(|b| i64::from_le_bytes(b.try_into().expect("8-byte chunk")) as f64)
+            .collect(),
+        Elem::F32 => c
+            .map(|b| f64::from(f32::from_le_bytes(b.try_into().expect("4-byte chunk"))))
+            .collect(),
+        Elem::I32 => c
+            .map(|b| f64::from(i32::from_le_bytes(b.try_into().expect("4-byte chunk"))))
+            .collect(),
+        Elem::F16 => c
+            .map(|b| f64::from(half::f16::from_le_bytes([b[0], b[1]])))
+            .collect(),
+        Elem::BF16 => c
+            .map(|b| f64::from(half::bf16::from_le_bytes([b[0], b[1]])))
+            .collect(),
+        Elem::I16 => c
+            .map(|b| f64::from(i16::from_le_bytes([b[0], b[1]])))
+            .collect(),
+        Elem::UI16 => c
+            .map(|b| f64::from(u16::from_le_bytes([b[0], b[1]])))
+            .collect(),
+        Elem::I8 => bytes.iter().map(|&b| f64::from(b as i8)).collect(),
+        Elem::I1 => bytes.iter().map(|&b| f64::from(u8::from(b != 0))).collect(),
+        Elem::F8E4M3FN | Elem::F8E5M2 => bytes
+            .iter()
+            .map(|&b| {
+                lowbit_dialects::ir::attrs::float_from_bits(u64::from(b), elem).unwrap_or(f64::NAN)
+            })
+            .collect(),
+        _ => bytes.iter().map(|&b| f64::from(b)).collect(),
+    })
+}
+
+/// Reads the bytes of an external-data tensor, refusing paths that leave `dir`.
+fn read_external(t: &TensorProto, dir: &Path) -> OnnxResult<Vec<u8>> {
+    let entry = |key: &str| {
+        t.external_data
+            .iter()
+            .find(|e| e.key == key)
+            .map(|e| e.value.as_str())
+    };
+    let location = entry("location").unwrap_or_default().to_string();
+    let fail = |message: String| OnnxError::ExternalData {
+        tensor: t.name.clone(),
+        location: location.clone(),
+        message,
+    };
+    let rel = Path::new(&location);
+    if location.is_empty() {
+        return Err(fail("has no location".to_string()));
+    }
+    if rel.is_absolute()
+        || rel
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
+        return Err(fail(
+            "is refused: external data must be a relative path inside the model's directory"
+                .to_string(),
+        ));
+    }
+    let base = dir
+        .canonicalize()
+        .map_err(|e| fail(format!("cannot be resolved: {e}")))?;
+    let path = base
+        .join(rel)
+        .canonicalize()
+        .map_err(|e| fail(format!("cannot be opened: {}", super::io_message(&e))))?;
+    if !path.starts_with(&base) {
+        return Err(fail(
+            "is refused: it resolves (through a symlink) outside the model's directory".to_string(),
+        ));
+    }
+    let bytes = std::fs::read(&path)
+        .map_err(|e| fail(format!("cannot be read: {}", super::io_message(&e))))?;
+    let num = |key: &str| -> OnnxResult<Option<usize>> {
+        entry(key)
+            .map(|v| {
+                v.parse::<usize>()
+                    .map_err(|_| fail(format!("has a {key} '{v}' that is not a number")))
+            })
+            .transpose()
+    };
+    let offset = num("offset")?.unwrap_or(0);
+    let end = match num("length")? {
+        Some(len) => offset.checked_add(len),
+        None => Some(bytes.len()),
+    };
+    match end {
+        Some(end) if offset <= end && end <= bytes.len() => Ok(bytes[offset..end].to_vec()),
+        _ => Err(fail(format!(
+            "asks for bytes beyond the end of the file ({} bytes)",
+            bytes.len()
+        ))),
+    }
+}
