@@ -15,110 +15,31 @@
 //! Face names (`input_ids`, `attention_mask`, `token_type_ids` — zeros when absent;
 //! `last_hidden_state`, `sentence_embedding`).
 //!
-//! These forms are recognised by [`dispatch`] before the main parser runs, by their
-//! operand: a directory (or, for `inspect`, a `.safetensors`/`.index.json` file). Every
-//! other `import`/`inspect`/`run` goes to the main parser (ONNX models, `.mlir`, artifacts).
+//! The subcommands in `mod.rs` and `run.rs` come here by their operand: a checkpoint
+//! directory (holding `config.json`), or for `inspect` a `.safetensors`/`.index.json`
+//! file; ONNX models go to `onnx.rs`.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use clap::{Args, Parser, Subcommand};
 use lowbit_dialects::interp::{run_func, Tensor};
 use lowbit_dialects::ir::verify::verify_module;
-use lowbit_runtime::{read_tensors, write_tensors, TensorMap};
+use lowbit_runtime::{read_tensors, TensorMap};
 
 use super::{write_atomic, CliResult, Failure, PrintArgs};
 use crate::import::{import_dir, Dims, Imported, WeightStore};
 use crate::tensors::{from_interp, to_interp};
 
-/// Values printed per output before `...`.
-const SHOWN: usize = 8;
-
-#[derive(Debug, Parser)]
-#[command(name = "lowbit", disable_help_subcommand = true)]
-struct CheckpointCli {
-    #[command(subcommand)]
-    command: CheckpointCommand,
+/// Whether `p` is a checkpoint directory (it holds `config.json`).
+pub(super) fn is_checkpoint_dir(p: &Path) -> bool {
+    p.join("config.json").is_file()
 }
 
-#[derive(Debug, Subcommand)]
-enum CheckpointCommand {
-    Import(ImportArgs),
-    Inspect(InspectArgs),
-    Run(RunDirArgs),
-}
-
-#[derive(Debug, Args)]
-struct RunDirArgs {
-    /// A checkpoint directory (holding config.json).
-    #[arg(value_name = "DIR")]
-    dir: PathBuf,
-    /// Inputs by Hugging Face name (.npz or .safetensors).
-    #[arg(long = "input", value_name = "FILE")]
-    input: Option<PathBuf>,
-    /// Write the outputs here (.npz or .safetensors).
-    #[arg(long, value_name = "FILE")]
-    output: Option<PathBuf>,
-    /// A static size, `batch=N` or `sequence=N` (repeatable).
-    #[arg(long = "dim", value_name = "NAME=N")]
-    dims: Vec<String>,
-}
-
-/// Handles `import DIR`, `inspect DIR|FILE.safetensors` and `run DIR` (a checkpoint
-/// directory); `None` leaves `args` to the main parser.
-pub(super) fn dispatch(
-    args: &[String],
-    stdout: &mut dyn Write,
-    stderr: &mut dyn Write,
-) -> Option<i32> {
-    if !matches!(
-        args.get(1).map(String::as_str),
-        Some("import" | "inspect" | "run")
-    ) {
-        return None;
-    }
-    let cli = CheckpointCli::try_parse_from(args).ok()?;
-    let result = match cli.command {
-        CheckpointCommand::Import(a) if a.dir.is_dir() => run(a, stdout, stderr),
-        CheckpointCommand::Inspect(a) if is_checkpoint_path(&a.path) => inspect(a, stdout, stderr),
-        CheckpointCommand::Run(a) if a.dir.join("config.json").is_file() => run_dir(a, stdout),
-        _ => return None,
-    };
-    Some(match result {
-        Ok(()) => 0,
-        Err(Failure(text)) => {
-            let _ = stderr.write_all(text.as_bytes());
-            1
-        }
-    })
-}
-
-fn is_checkpoint_path(p: &Path) -> bool {
+/// Whether `lowbit inspect` reads `p` as a checkpoint: a directory, a `.safetensors`
+/// file or a sharded index.
+pub(super) fn is_checkpoint_path(p: &Path) -> bool {
     let s = p.to_string_lossy();
     p.is_dir() || s.ends_with(".safetensors") || s.ends_with(".safetensors.index.json")
-}
-
-#[derive(Debug, Args)]
-struct ImportArgs {
-    /// A checkpoint directory: config.json, model.safetensors (or a sharded index), and
-    /// for sentence-transformers modules.json and 1_Pooling/config.json.
-    #[arg(value_name = "DIR")]
-    dir: PathBuf,
-    /// Write the IR here instead of stdout.
-    #[arg(short = 'o', value_name = "OUT")]
-    output: Option<PathBuf>,
-    /// A static size, `batch=N` or `sequence=N` (repeatable; default batch=1, sequence=128).
-    #[arg(long = "dim", value_name = "NAME=N")]
-    dims: Vec<String>,
-    #[command(flatten)]
-    print: PrintArgs,
-}
-
-#[derive(Debug, Args)]
-struct InspectArgs {
-    /// A .safetensors file, a .safetensors.index.json, or a checkpoint directory.
-    #[arg(value_name = "PATH")]
-    path: PathBuf,
 }
 
 /// Parses `--dim NAME=N` flags.
@@ -154,8 +75,15 @@ fn load(dir: &std::path::Path, dims: Dims) -> CliResult<Imported> {
     Ok(imported)
 }
 
-fn run(a: ImportArgs, stdout: &mut dyn Write, _stderr: &mut dyn Write) -> CliResult<()> {
-    let imported = load(&a.dir, parse_dims(&a.dims)?)?;
+/// `lowbit import DIR`: writes the IR (to `output` or stdout); weights stay in the checkpoint.
+pub(super) fn import_checkpoint(
+    dir: &Path,
+    output: Option<&Path>,
+    dims: &[String],
+    print: &PrintArgs,
+    stdout: &mut dyn Write,
+) -> CliResult<()> {
+    let imported = load(dir, parse_dims(dims)?)?;
     let names = |kind: &str, names: &[String]| {
         names
             .iter()
@@ -174,12 +102,12 @@ fn run(a: ImportArgs, stdout: &mut dyn Write, _stderr: &mut dyn Write) -> CliRes
     let text = format!(
         "// Imported by lowbit import from '{}'; weights stay in {weights}.\n\
          // inputs: {}\n// outputs: {}\n{}",
-        a.dir.display(),
+        dir.display(),
         names("arg", &imported.inputs),
         names("out", &imported.outputs),
-        a.print.print(&imported.module)
+        print.print(&imported.module)
     );
-    match &a.output {
+    match output {
         Some(path) => write_atomic(path, text.as_bytes()),
         None => {
             let _ = stdout.write_all(text.as_bytes());
@@ -188,8 +116,9 @@ fn run(a: ImportArgs, stdout: &mut dyn Write, _stderr: &mut dyn Write) -> CliRes
     }
 }
 
-fn inspect(a: InspectArgs, stdout: &mut dyn Write, _stderr: &mut dyn Write) -> CliResult<()> {
-    let store = WeightStore::open(&a.path).map_err(Failure::msg)?;
+/// `lowbit inspect` of a checkpoint: every tensor with its dtype and shape, and totals.
+pub(super) fn inspect_checkpoint(path: &Path, stdout: &mut dyn Write) -> CliResult<()> {
+    let store = WeightStore::open(path).map_err(Failure::msg)?;
     let mut out = String::new();
     let (mut count, mut bytes) = (0usize, 0usize);
     for name in store.names() {
@@ -206,14 +135,20 @@ fn inspect(a: InspectArgs, stdout: &mut dyn Write, _stderr: &mut dyn Write) -> C
     Ok(())
 }
 
-fn run_dir(a: RunDirArgs, stdout: &mut dyn Write) -> CliResult<()> {
-    let imported = load(&a.dir, parse_dims(&a.dims)?)?;
+/// `lowbit run DIR`: imports the checkpoint and interprets it; inputs and outputs are keyed
+/// by their Hugging Face names (`token_type_ids` defaults to zeros).
+pub(super) fn run_checkpoint(
+    dir: &Path,
+    dims: &[String],
+    input: Option<&Path>,
+) -> CliResult<TensorMap> {
+    let imported = load(dir, parse_dims(dims)?)?;
     let f = &imported.module.funcs[0];
     let names = imported.inputs.join(", ");
-    let Some(input) = &a.input else {
+    let Some(input) = input else {
         return Err(Failure::msg(format!(
             "'{}' takes inputs {names}; give them with --input FILE",
-            a.dir.display()
+            dir.display()
         )));
     };
     let file = input.display().to_string();
@@ -244,25 +179,10 @@ fn run_dir(a: RunDirArgs, stdout: &mut dyn Write) -> CliResult<()> {
     }
     let weights = imported.weights.weights_for(f).map_err(Failure::msg)?;
     let outs = run_func(f, &inputs, &weights).map_err(Failure::msg)?;
-    let mut map = TensorMap::new();
-    for (name, t) in imported.outputs.iter().zip(&outs) {
-        let _ = writeln!(stdout, "{}", describe(name, t));
-        map.insert(name.clone(), from_interp(name, t).map_err(Failure::msg)?);
-    }
-    if let Some(path) = &a.output {
-        write_tensors(path, &map).map_err(Failure::msg)?;
-    }
-    Ok(())
-}
-
-/// `name: tensor<...> = [v0, v1, ...]`.
-fn describe(name: &str, t: &Tensor) -> String {
-    let shown: Vec<String> = t
-        .data
+    imported
+        .outputs
         .iter()
-        .take(SHOWN)
-        .map(|&x| (x as f32).to_string())
-        .collect();
-    let more = if t.data.len() > SHOWN { ", ..." } else { "" };
-    format!("{name}: {} = [{}{more}]", t.ty, shown.join(", "))
+        .zip(&outs)
+        .map(|(name, t)| Ok((name.clone(), from_interp(name, t).map_err(Failure::msg)?)))
+        .collect()
 }

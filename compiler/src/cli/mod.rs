@@ -57,9 +57,11 @@ enum Command {
     /// outputs after the returned values (`out0`, `out1`, ...); for an artifact directory,
     /// by the names in its manifest.
     Run(run::RunArgs),
-    /// Import a model (`.onnx`) into IR, with its weights in the sibling `.safetensors`.
+    /// Import a model into IR: an ONNX file (weights to the sibling `.safetensors`) or a
+    /// checkpoint directory (config.json + safetensors; weights stay in the checkpoint).
     Import(onnx::ImportArgs),
-    /// Summarize a model (`.onnx`): opsets, inputs, outputs, op histogram.
+    /// Summarize a model: for ONNX its opsets, inputs, outputs and op histogram; for a
+    /// checkpoint or safetensors file its tensors.
     Inspect(onnx::InspectArgs),
 }
 
@@ -167,9 +169,6 @@ type CliResult<T> = Result<T, Failure>;
 /// given streams, and returns the process exit code: 0 on success, 1 on failure, 2 on a
 /// usage error.
 pub fn main_with_args(args: &[String], stdout: &mut dyn Write, stderr: &mut dyn Write) -> i32 {
-    if let Some(code) = import::dispatch(args, stdout, stderr) {
-        return code;
-    }
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
@@ -187,7 +186,17 @@ pub fn main_with_args(args: &[String], stdout: &mut dyn Write, stderr: &mut dyn 
         Command::Opt(a) => opt::run(a, stdout, stderr),
         Command::Compile(a) => compile::run(a, stdout, stderr),
         Command::Run(a) => run::run(a, stdout, stderr),
+        Command::Import(a) if Path::new(&a.model).is_dir() => import::import_checkpoint(
+            Path::new(&a.model),
+            a.output.as_deref(),
+            &a.dims,
+            &a.print,
+            stdout,
+        ),
         Command::Import(a) => onnx::run_import(a, stdout, stderr),
+        Command::Inspect(a) if import::is_checkpoint_path(Path::new(&a.model)) => {
+            import::inspect_checkpoint(Path::new(&a.model), stdout)
+        }
         Command::Inspect(a) => onnx::run_inspect(a, stdout, stderr),
     };
     match result {

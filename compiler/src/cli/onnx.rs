@@ -30,27 +30,29 @@ pub(super) fn is_onnx(path: &str) -> bool {
 
 #[derive(Debug, Args)]
 pub(super) struct ImportArgs {
-    /// The model (`.onnx`).
-    #[arg(value_name = "MODEL.onnx")]
-    model: String,
-    /// Where to write the IR; the weights go to the sibling `.safetensors` file.
+    /// An ONNX model (`.onnx`), or a checkpoint directory (config.json + safetensors).
+    #[arg(value_name = "MODEL.onnx|DIR")]
+    pub(super) model: String,
+    /// Where to write the IR. For ONNX (required) the weights go to the sibling
+    /// `.safetensors` file; a checkpoint's weights stay where they are (default: stdout).
     #[arg(short = 'o', value_name = "FILE.mlir")]
-    output: PathBuf,
-    /// Binds a symbolic input dimension, e.g. `--dim batch=1` (repeatable).
+    pub(super) output: Option<PathBuf>,
+    /// ONNX: binds a symbolic input dimension, e.g. `--dim batch=1`; checkpoints:
+    /// `--dim batch=N`, `--dim sequence=N` (default 1 and 128). Repeatable.
     #[arg(long = "dim", value_name = "NAME=SIZE")]
-    dims: Vec<String>,
-    /// Assume run-time tensors hold no NaN: `IsNaN` of one is false everywhere.
+    pub(super) dims: Vec<String>,
+    /// ONNX only: assume run-time tensors hold no NaN (`IsNaN` of one is false everywhere).
     #[arg(long)]
-    assume_no_nan: bool,
+    pub(super) assume_no_nan: bool,
     #[command(flatten)]
-    print: PrintArgs,
+    pub(super) print: PrintArgs,
 }
 
 #[derive(Debug, Args)]
 pub(super) struct InspectArgs {
-    /// The model (`.onnx`).
-    #[arg(value_name = "MODEL.onnx")]
-    model: String,
+    /// An ONNX model, a checkpoint directory, a `.safetensors` file or a sharded index.
+    #[arg(value_name = "MODEL.onnx|DIR|FILE.safetensors")]
+    pub(super) model: String,
 }
 
 /// `--dim` flags as bindings.
@@ -79,13 +81,19 @@ pub(super) fn run_import(
     _stdout: &mut dyn Write,
     stderr: &mut dyn Write,
 ) -> CliResult<()> {
+    let Some(output) = &a.output else {
+        return Err(Failure::msg(format!(
+            "importing '{}' needs -o FILE.mlir (its weights go to the sibling .safetensors)",
+            a.model
+        )));
+    };
     let imported = import(&a.model, &a.dims, a.assume_no_nan)?;
     let text = a.print.print(&imported.module);
     let weights =
         to_host_map(imported.weights.iter().map(|(k, t)| (k.clone(), t))).map_err(Failure::msg)?;
-    let weights_path = a.output.with_extension("safetensors");
+    let weights_path = output.with_extension("safetensors");
     write_tensors(&weights_path, &weights).map_err(Failure::msg)?;
-    write_atomic(&a.output, text.as_bytes())?;
+    write_atomic(output, text.as_bytes())?;
     let _ = writeln!(
         stderr,
         "imported '{}': {} ops, {} weights in '{}'; inputs {}; outputs {}",

@@ -31,10 +31,12 @@ const SHOWN: usize = 8;
 
 #[derive(Debug, Args)]
 pub(super) struct RunArgs {
-    /// A `.mlir` file or `.onnx` model (interpreted) or an artifact directory (run natively).
+    /// A `.mlir` file, `.onnx` model or checkpoint directory (interpreted), or an artifact
+    /// directory (run natively).
     #[arg(value_name = "FILE.mlir|MODEL.onnx|DIR")]
     input: String,
-    /// Binds a symbolic input dimension of a `.onnx` model, e.g. `--dim batch=1`.
+    /// Binds a symbolic input dimension of a `.onnx` model (`--dim batch=1`), or a
+    /// checkpoint's `batch=N` / `sequence=N`.
     #[arg(long = "dim", value_name = "NAME=SIZE")]
     dims: Vec<String>,
     /// `.onnx` input only: assume run-time tensors hold no NaN (`IsNaN` reads false).
@@ -63,7 +65,9 @@ pub(super) struct RunArgs {
 }
 
 pub(super) fn run(a: RunArgs, stdout: &mut dyn Write, stderr: &mut dyn Write) -> CliResult<()> {
-    let outputs = if Path::new(&a.input).is_dir() {
+    let outputs = if super::import::is_checkpoint_dir(Path::new(&a.input)) {
+        super::import::run_checkpoint(Path::new(&a.input), &a.dims, a.inputs.as_deref())?
+    } else if Path::new(&a.input).is_dir() {
         run_artifact(&a)?
     } else if super::onnx::is_onnx(&a.input) {
         super::onnx::run_onnx(&a.input, &a.dims, a.assume_no_nan, a.inputs.as_deref())?
