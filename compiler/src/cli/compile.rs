@@ -7,12 +7,11 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use lowbit_dialects::interp::Weights;
-use lowbit_passes::PassCx;
 
-use super::diag::{render_pass_error, Source};
-use super::opt::parse_chunk;
+use super::diag::Source;
 use super::{
-    display_name, pass_manager, read_input, CliResult, EmitArg, Failure, PipelineArgs, PrintArgs,
+    display_name, load_and_run_pipeline, no_weights_note, pass_manager, CliResult, EmitArg,
+    Failure, PipelineArgs, PrintArgs,
 };
 use crate::driver::{compile_to_dir, CompileOptions, DriverError, Emit};
 use crate::tensors::load_weights;
@@ -43,25 +42,12 @@ pub(super) struct CompileArgs {
 
 pub(super) fn run(a: CompileArgs, stdout: &mut dyn Write, stderr: &mut dyn Write) -> CliResult<()> {
     let mut pm = pass_manager(&a.pipeline, super::DEFAULT_COMPILE_PIPELINE)?;
-    let text = read_input(&a.file)?;
+    let (module, text) = load_and_run_pipeline(&a.file, &mut pm, &a.pipeline, &a.print, stderr)?;
     let src = Source {
         text: &text,
         file: display_name(&a.file),
         line_offset: 0,
     };
-    let mut module = parse_chunk(&src)?;
-    let printer = |m: &lowbit_dialects::ir::Module| a.print.print(m);
-    let result = pm.run(
-        &mut module,
-        &mut PassCx {
-            dump: Some(&mut *stderr),
-            printer: Some(&printer),
-        },
-    );
-    if a.pipeline.pass_stats {
-        let _ = stderr.write_all(pm.stats_report().as_bytes());
-    }
-    result.map_err(|e| Failure(render_pass_error(&e, &module, &src)))?;
     let weights = weights_for(&a.file, a.weights.as_deref())?;
     let emit = a
         .emit
@@ -83,11 +69,7 @@ pub(super) fn run(a: CompileArgs, stdout: &mut dyn Write, stderr: &mut dyn Write
             && weights.is_empty()
             && a.weights.is_none()
         {
-            let sibling = Path::new(&a.file).with_extension("safetensors");
-            text.push_str(&format!(
-                "note: no weights were given; pass --weights FILE, or put them in '{}'\n",
-                sibling.display()
-            ));
+            text.push_str(&no_weights_note(&a.file));
         }
         Failure(text)
     })?;

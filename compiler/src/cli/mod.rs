@@ -209,6 +209,47 @@ pub fn main_with_args(args: &[String], stdout: &mut dyn Write, stderr: &mut dyn 
 }
 
 /// Builds the pass manager from the pipeline flags (`default` when none is given).
+/// Reads and parses the IR file `file`, then runs `pm` over it, dumping IR and statistics
+/// to `stderr` as `pipeline` asks. Returns the module and the source text, which later
+/// errors are rendered against.
+fn load_and_run_pipeline(
+    file: &str,
+    pm: &mut PassManager,
+    pipeline: &PipelineArgs,
+    print: &PrintArgs,
+    stderr: &mut dyn Write,
+) -> CliResult<(Module, String)> {
+    let text = read_input(file)?;
+    let src = diag::Source {
+        text: &text,
+        file: display_name(file),
+        line_offset: 0,
+    };
+    let mut module = opt::parse_chunk(&src)?;
+    let printer = |m: &Module| print.print(m);
+    let result = pm.run(
+        &mut module,
+        &mut lowbit_passes::PassCx {
+            dump: Some(&mut *stderr),
+            printer: Some(&printer),
+        },
+    );
+    if pipeline.pass_stats {
+        let _ = stderr.write_all(pm.stats_report().as_bytes());
+    }
+    result.map_err(|e| Failure(diag::render_pass_error(&e, &module, &src)))?;
+    Ok((module, text))
+}
+
+/// The note added when a `graph.weight` has no data because no weights were given.
+fn no_weights_note(file: &str) -> String {
+    let sibling = Path::new(file).with_extension("safetensors");
+    format!(
+        "note: no weights were given; pass --weights FILE, or put them in '{}'\n",
+        sibling.display()
+    )
+}
+
 fn pass_manager(p: &PipelineArgs, default: &str) -> CliResult<PassManager> {
     let text = p.pass_pipeline.as_deref().unwrap_or(default);
     let mut pm = PassManager::parse(text).map_err(|e| Failure(e.render()))?;

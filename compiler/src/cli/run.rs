@@ -13,16 +13,17 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use lowbit_dialects::interp::{run_func, InterpError, Tensor};
 use lowbit_dialects::ir::Func;
-use lowbit_passes::PassCx;
 use lowbit_runtime::{
     random_inputs, read_tensors, write_tensors, Artifact, HostTensor, Manifest, TensorMap,
     TensorSpec,
 };
 
 use super::compile::weights_for;
-use super::diag::{render_interp_error, render_pass_error, Source};
-use super::opt::parse_chunk;
-use super::{display_name, pass_manager, read_input, CliResult, Failure, PipelineArgs, PrintArgs};
+use super::diag::{render_interp_error, Source};
+use super::{
+    display_name, load_and_run_pipeline, no_weights_note, pass_manager, CliResult, Failure,
+    PipelineArgs, PrintArgs,
+};
 use crate::driver::select_func;
 use crate::tensors::{dtype_of, from_interp, to_interp, type_of};
 
@@ -102,25 +103,12 @@ fn run_artifact(a: &RunArgs) -> CliResult<TensorMap> {
 
 fn run_mlir(a: &RunArgs, stderr: &mut dyn Write) -> CliResult<TensorMap> {
     let mut pm = pass_manager(&a.pipeline, "")?;
-    let text = read_input(&a.input)?;
+    let (module, text) = load_and_run_pipeline(&a.input, &mut pm, &a.pipeline, &a.print, stderr)?;
     let src = Source {
         text: &text,
         file: display_name(&a.input),
         line_offset: 0,
     };
-    let mut module = parse_chunk(&src)?;
-    let printer = |m: &lowbit_dialects::ir::Module| a.print.print(m);
-    let result = pm.run(
-        &mut module,
-        &mut PassCx {
-            dump: Some(&mut *stderr),
-            printer: Some(&printer),
-        },
-    );
-    if a.pipeline.pass_stats {
-        let _ = stderr.write_all(pm.stats_report().as_bytes());
-    }
-    result.map_err(|e| Failure(render_pass_error(&e, &module, &src)))?;
     let weights = weights_for(&a.input, a.weights.as_deref())?;
     let f = select_func(&module, a.func.as_deref()).map_err(Failure::msg)?;
     let manifest = signature(f)?;
@@ -140,11 +128,7 @@ fn run_mlir(a: &RunArgs, stderr: &mut dyn Write) -> CliResult<TensorMap> {
             }
         );
         if weight_missing && weights.is_empty() && a.weights.is_none() {
-            let sibling = Path::new(&a.input).with_extension("safetensors");
-            text.push_str(&format!(
-                "note: no weights were given; pass --weights FILE, or put them in '{}'\n",
-                sibling.display()
-            ));
+            text.push_str(&no_weights_note(&a.input));
         }
         Failure(text)
     })?;
