@@ -56,7 +56,7 @@ say "$(cargo --version)"
 # One per line; add yours.
 PY_DEFAULT=(
     numpy
-    onnx            # ONNX importer tests (tests/tests/onnx.rs, scripts/onnx_reference.py)
+    onnx==1.23.2    # ONNX importer tests (tests/tests/onnx.rs, scripts/onnx_reference.py)
     onnxruntime
 )
 # Exported models for the ONNX importer tests: data packages, installed with

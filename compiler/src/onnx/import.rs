@@ -89,10 +89,14 @@ impl Importer {
             Val::Ir(v) => return *v,
             Val::Const(t, name) => (t, name),
         };
+        // Only named constants (initializers) are shared: unnamed ones are folded values,
+        // and two of them may share a hint (`<node>.arg1`) with different data.
         let key = name.clone().unwrap_or_else(|| hint.to_string());
-        if let Some(&v) = self.materialized.get(&key) {
-            if self.f.ty(v) == &t.ty {
-                return v;
+        if name.is_some() {
+            if let Some(&v) = self.materialized.get(&key) {
+                if self.f.ty(v) == &t.ty {
+                    return v;
+                }
             }
         }
         let (opcode, attrs) = if name.is_none() && t.data.len() <= INLINE_LIMIT {
@@ -106,7 +110,11 @@ impl Importer {
             )
         } else {
             let mut wname = key.clone();
-            while self.weights.get(&wname).is_some_and(|w| w.ty != t.ty) {
+            while self
+                .weights
+                .get(&wname)
+                .is_some_and(|w| name.is_none() || w.ty != t.ty)
+            {
                 wname.push('_');
             }
             self.weights.insert(wname.clone(), (**t).clone());
@@ -123,7 +131,9 @@ impl Importer {
             Loc::name(key.clone()),
         );
         let value = self.f.result(op);
-        self.materialized.insert(key, value);
+        if name.is_some() {
+            self.materialized.insert(key, value);
+        }
         value
     }
 

@@ -317,7 +317,13 @@ fn map_node(im: &mut Importer, n: &N<'_>) -> OnnxResult<Vec<Val>> {
         "Flatten" => {
             let x = n.req(im, 0)?;
             let shape = im.ty(&x).shape;
-            let axis = norm_axis(n.int("axis", 1), shape.len() + 1)
+            // Flatten's axis lies in [-r, r]; a negative one counts from r.
+            let r = shape.len() as i64;
+            let a = n.int("axis", 1);
+            let a = if a < 0 { a + r } else { a };
+            let axis = usize::try_from(a)
+                .ok()
+                .filter(|&a| a <= shape.len())
                 .ok_or_else(|| n.err("axis is out of range"))?;
             let lead: i64 = shape[..axis].iter().product();
             let rest: i64 = shape[axis..].iter().product();
