@@ -51,11 +51,13 @@ enum Command {
     /// Compile a function into an artifact directory (model.so, weights, manifest).
     #[command(after_help = passes_help())]
     Compile(compile::CompileArgs),
-    /// Run a .mlir function in the reference interpreter, or a compiled artifact natively.
+    /// Run a .mlir function, an ONNX model or a checkpoint in the reference interpreter, or
+    /// a compiled artifact natively.
     ///
     /// For a .mlir file, inputs are named after the parameters (`arg0`, `arg1`, ...) and
     /// outputs after the returned values (`out0`, `out1`, ...); for an artifact directory,
-    /// by the names in its manifest.
+    /// by the names in its manifest; for ONNX models and checkpoints, by the model's own
+    /// input and output names.
     Run(run::RunArgs),
     /// Import a model into IR: an ONNX file (weights to the sibling `.safetensors`) or a
     /// checkpoint directory (config.json + safetensors; weights stay in the checkpoint).
