@@ -26,9 +26,9 @@ use lowbit_dialects::interp::{run_func, Tensor};
 use lowbit_dialects::ir::verify::verify_module;
 use lowbit_runtime::{read_tensors, TensorMap};
 
-use super::{write_atomic, CliResult, Failure, PrintArgs};
+use super::{named_outputs, write_atomic, CliResult, Failure, PrintArgs};
 use crate::import::{import_dir, Dims, Imported, WeightStore};
-use crate::tensors::{from_interp, to_interp};
+use crate::tensors::to_interp;
 
 /// Whether `p` is a checkpoint directory (it holds `config.json`).
 pub(super) fn is_checkpoint_dir(p: &Path) -> bool {
@@ -179,10 +179,5 @@ pub(super) fn run_checkpoint(
     }
     let weights = imported.weights.weights_for(f).map_err(Failure::msg)?;
     let outs = run_func(f, &inputs, &weights).map_err(Failure::msg)?;
-    imported
-        .outputs
-        .iter()
-        .zip(&outs)
-        .map(|(name, t)| Ok((name.clone(), from_interp(name, t).map_err(Failure::msg)?)))
-        .collect()
+    named_outputs(&imported.outputs, &outs)
 }

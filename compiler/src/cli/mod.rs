@@ -243,6 +243,21 @@ fn load_and_run_pipeline(
     Ok((module, text))
 }
 
+/// Interpreter outputs keyed by the model's output names, as files hold them.
+fn named_outputs(
+    names: &[String],
+    outs: &[lowbit_dialects::interp::Tensor],
+) -> CliResult<lowbit_runtime::TensorMap> {
+    names
+        .iter()
+        .zip(outs)
+        .map(|(name, t)| {
+            let host = crate::tensors::from_interp(name, t).map_err(Failure::msg)?;
+            Ok((name.clone(), host))
+        })
+        .collect()
+}
+
 /// The note added when a `graph.weight` has no data because no weights were given.
 fn no_weights_note(file: &str) -> String {
     let sibling = Path::new(file).with_extension("safetensors");

@@ -16,10 +16,10 @@ use lowbit_dialects::interp::{run_func, Tensor};
 use lowbit_runtime::{read_tensors, write_tensors, TensorMap};
 use prost::Message;
 
-use super::{write_atomic, CliResult, Failure, PrintArgs};
+use super::{named_outputs, write_atomic, CliResult, Failure, PrintArgs};
 use crate::onnx::proto::ModelProto;
 use crate::onnx::{import_model, parse_dim, DimBindings, ImportOptions, Imported};
-use crate::tensors::{from_interp, to_host_map, to_interp};
+use crate::tensors::{to_host_map, to_interp};
 
 /// Whether `path` names an ONNX model (by its extension).
 pub(super) fn is_onnx(path: &str) -> bool {
@@ -142,12 +142,7 @@ pub(super) fn run_onnx(
         args.push(t);
     }
     let outs = run_func(f, &args, &imported.weights).map_err(Failure::msg)?;
-    imported
-        .outputs
-        .iter()
-        .zip(&outs)
-        .map(|(name, t)| Ok((name.clone(), from_interp(name, t).map_err(Failure::msg)?)))
-        .collect()
+    named_outputs(&imported.outputs, &outs)
 }
 
 pub(super) fn run_inspect(

@@ -756,57 +756,16 @@ fn slice(im: &mut Importer, n: &N<'_>) -> OnnxResult<Val> {
     n.emit1(im, g(graph::Op::Slice), &[x], attrs)
 }
 
-/// The numpy broadcast of two shapes.
+/// The numpy broadcast of two shapes (the verifier's rule).
 fn broadcast_shape(a: &[i64], b: &[i64]) -> Option<Vec<i64>> {
-    let r = a.len().max(b.len());
-    (0..r)
-        .map(|i| {
-            let da = if i + a.len() >= r {
-                a[i + a.len() - r]
-            } else {
-                1
-            };
-            let db = if i + b.len() >= r {
-                b[i + b.len() - r]
-            } else {
-                1
-            };
-            match (da, db) {
-                (x, y) if x == y => Some(x),
-                (1, y) => Some(y),
-                (x, 1) => Some(x),
-                _ => None,
-            }
-        })
-        .collect()
+    lowbit_dialects::infer::broadcast(a, b).ok()
 }
 
 /// The elements of `t` broadcast to `shape` (which `t` broadcasts to).
 fn broadcast_to(t: &Tensor, shape: &[i64]) -> Vec<f64> {
-    let r = shape.len();
-    let src = &t.ty.shape;
-    let off = r - src.len();
-    let mut strides = vec![0usize; r];
-    let mut acc = 1usize;
-    for i in (0..src.len()).rev() {
-        strides[i + off] = if src[i] == 1 { 0 } else { acc };
-        acc *= src[i] as usize;
-    }
-    let count: i64 = shape.iter().product();
-    let mut out = Vec::with_capacity(count as usize);
-    let mut idx = vec![0usize; r];
-    for _ in 0..count {
-        let at: usize = idx.iter().zip(&strides).map(|(i, s)| i * s).sum();
-        out.push(t.data[at]);
-        for d in (0..r).rev() {
-            idx[d] += 1;
-            if (idx[d] as i64) < shape[d] {
-                break;
-            }
-            idx[d] = 0;
-        }
-    }
-    out
+    let dims = |s: &[i64]| s.iter().map(|&d| d as usize).collect::<Vec<_>>();
+    lowbit_dialects::interp::util::broadcast_to(&t.data, &dims(&t.ty.shape), &dims(shape))
+        .expect("callers broadcast `t` to a shape computed by broadcast_shape")
 }
 
 fn const_binary(im: &Importer, n: &N<'_>) -> OnnxResult<Val> {
