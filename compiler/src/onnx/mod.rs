@@ -14,6 +14,7 @@
 //! malformed file.
 
 pub mod import;
+mod msft;
 pub mod ops;
 pub mod proto;
 pub mod tensor;

@@ -24,17 +24,17 @@ use super::proto::{AttributeProto, NodeProto};
 use super::tensor::{decode, elem_of, type_name};
 use super::{OnnxError, OnnxResult};
 
-fn g(op: graph::Op) -> Opcode {
+pub(super) fn g(op: graph::Op) -> Opcode {
     Opcode::Graph(op)
 }
 
 /// One node being imported: the node and helpers for its inputs and attributes.
-struct N<'a> {
-    node: &'a NodeProto,
+pub(super) struct N<'a> {
+    pub(super) node: &'a NodeProto,
 }
 
 impl N<'_> {
-    fn err(&self, message: impl Into<String>) -> OnnxError {
+    pub(super) fn err(&self, message: impl Into<String>) -> OnnxError {
         OnnxError::Node {
             node: self.node.name.clone(),
             op_type: self.node.op_type.clone(),
@@ -42,29 +42,29 @@ impl N<'_> {
         }
     }
 
-    fn attr(&self, name: &str) -> Option<&AttributeProto> {
+    pub(super) fn attr(&self, name: &str) -> Option<&AttributeProto> {
         self.node.attribute.iter().find(|a| a.name == name)
     }
 
-    fn int(&self, name: &str, default: i64) -> i64 {
+    pub(super) fn int(&self, name: &str, default: i64) -> i64 {
         self.attr(name).map_or(default, |a| a.i)
     }
 
-    fn float(&self, name: &str, default: f32) -> f32 {
+    pub(super) fn float(&self, name: &str, default: f32) -> f32 {
         self.attr(name).map_or(default, |a| a.f)
     }
 
-    fn ints(&self, name: &str) -> Option<Vec<i64>> {
+    pub(super) fn ints(&self, name: &str) -> Option<Vec<i64>> {
         self.attr(name).map(|a| a.ints.clone())
     }
 
-    fn string(&self, name: &str) -> Option<String> {
+    pub(super) fn string(&self, name: &str) -> Option<String> {
         self.attr(name)
             .map(|a| String::from_utf8_lossy(&a.s).into_owned())
     }
 
     /// Input `i`, or `None` when absent or empty (an omitted optional input).
-    fn input(&self, im: &Importer, i: usize) -> OnnxResult<Option<Val>> {
+    pub(super) fn input(&self, im: &Importer, i: usize) -> OnnxResult<Option<Val>> {
         match self.node.input.get(i) {
             None => Ok(None),
             Some(name) if name.is_empty() => Ok(None),
@@ -76,13 +76,13 @@ impl N<'_> {
         }
     }
 
-    fn req(&self, im: &Importer, i: usize) -> OnnxResult<Val> {
+    pub(super) fn req(&self, im: &Importer, i: usize) -> OnnxResult<Val> {
         self.input(im, i)?
             .ok_or_else(|| self.err(format!("input #{i} is missing")))
     }
 
     /// Input `i` as a constant tensor (shape operands).
-    fn konst(&self, im: &Importer, i: usize) -> OnnxResult<Option<Rc<Tensor>>> {
+    pub(super) fn konst(&self, im: &Importer, i: usize) -> OnnxResult<Option<Rc<Tensor>>> {
         match self.input(im, i)? {
             None => Ok(None),
             Some(Val::Const(t, _)) => Ok(Some(t)),
@@ -92,13 +92,13 @@ impl N<'_> {
         }
     }
 
-    fn const_ints(&self, im: &Importer, i: usize) -> OnnxResult<Option<Vec<i64>>> {
+    pub(super) fn const_ints(&self, im: &Importer, i: usize) -> OnnxResult<Option<Vec<i64>>> {
         Ok(self
             .konst(im, i)?
             .map(|t| t.data.iter().map(|&v| v as i64).collect()))
     }
 
-    fn emit(
+    pub(super) fn emit(
         &self,
         im: &mut Importer,
         opcode: Opcode,
@@ -110,7 +110,7 @@ impl N<'_> {
             .map_err(|m| self.err(m))
     }
 
-    fn emit1(
+    pub(super) fn emit1(
         &self,
         im: &mut Importer,
         opcode: Opcode,
@@ -120,7 +120,7 @@ impl N<'_> {
         Ok(self.emit(im, opcode, args, attrs, None)?.remove(0))
     }
 
-    fn reshape(&self, im: &mut Importer, x: &Val, shape: Vec<i64>) -> OnnxResult<Val> {
+    pub(super) fn reshape(&self, im: &mut Importer, x: &Val, shape: Vec<i64>) -> OnnxResult<Val> {
         let ty = TensorType::new(shape, im.ty(x).elem);
         Ok(self
             .emit(
@@ -134,16 +134,16 @@ impl N<'_> {
     }
 }
 
-fn konst(t: Tensor) -> Val {
+pub(super) fn konst(t: Tensor) -> Val {
     Val::Const(Rc::new(t), None)
 }
 
-fn scalar(v: f64, elem: Elem) -> Val {
+pub(super) fn scalar(v: f64, elem: Elem) -> Val {
     konst(Tensor::new(TensorType::scalar(elem), vec![v]))
 }
 
 /// Normalizes a possibly negative axis against `rank`.
-fn norm_axis(axis: i64, rank: usize) -> Option<usize> {
+pub(super) fn norm_axis(axis: i64, rank: usize) -> Option<usize> {
     let r = rank as i64;
     let a = if axis < 0 { axis + r } else { axis };
     (0..r).contains(&a).then_some(a as usize)
@@ -152,14 +152,17 @@ fn norm_axis(axis: i64, rank: usize) -> Option<usize> {
 /// Imports one node, binding its outputs in `im.vals`.
 pub fn import_node(im: &mut Importer, node: &NodeProto) -> OnnxResult<()> {
     let n = N { node };
-    if !(node.domain.is_empty() || node.domain == "ai.onnx") {
-        return Err(unsupported(
-            im,
-            node,
-            "the importer maps the default ONNX domain only",
-        ));
-    }
-    let outs = map_node(im, &n)?;
+    let outs = match node.domain.as_str() {
+        "" | "ai.onnx" => map_node(im, &n)?,
+        "com.microsoft" => super::msft::map_node(im, &n)?,
+        _ => {
+            return Err(unsupported(
+                im,
+                node,
+                "the importer maps the default ONNX domain and com.microsoft only",
+            ))
+        }
+    };
     for (name, v) in node.output.iter().zip(outs) {
         if !name.is_empty() {
             im.vals.insert(name.clone(), v);
@@ -168,7 +171,7 @@ pub fn import_node(im: &mut Importer, node: &NodeProto) -> OnnxResult<()> {
     Ok(())
 }
 
-fn unsupported(im: &Importer, node: &NodeProto, hint: &str) -> OnnxError {
+pub(super) fn unsupported(im: &Importer, node: &NodeProto, hint: &str) -> OnnxError {
     let domain = if node.domain.is_empty() {
         "ai.onnx".to_string()
     } else {
