@@ -33,8 +33,8 @@ pub mod pipeline;
 mod testing;
 mod util;
 
-pub use manager::{PassCx, PassManager};
-pub use pass::{Pass, PassError, PassResult, Stats};
+pub use manager::{AfterPass, PassCx, PassManager};
+pub use pass::{Pass, PassEnv, PassError, PassResult, Stats};
 pub use pipeline::{PassOptions, PipelineError, PipelineErrorKind};
 
 /// A registered pass: its pipeline name, its type's name (for IR dump banners), a one-line

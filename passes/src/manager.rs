@@ -22,9 +22,12 @@ use lowbit_dialects::ir::print::{print_module_with, PrintOptions};
 use lowbit_dialects::ir::verify::verify_module;
 use lowbit_dialects::ir::Module;
 
-use crate::pass::{Pass, PassError, Stats};
+use crate::pass::{Pass, PassEnv, PassError, Stats};
 use crate::pipeline::{self, PipelineError};
 use crate::PassInfo;
+
+/// The hook [`PassCx::after_pass`] holds.
+pub type AfterPass<'a> = &'a mut dyn FnMut(&PassInfo, &Module, &PassEnv);
 
 /// What a run sees besides the module: where IR dumps go and how modules print there.
 #[derive(Default)]
@@ -33,6 +36,9 @@ pub struct PassCx<'a> {
     pub dump: Option<&'a mut dyn Write>,
     /// Prints a module for a dump; the custom form without elision when `None`.
     pub printer: Option<&'a dyn Fn(&Module) -> String>,
+    /// Called after each pass has run and the module verified, with the pass, the module and
+    /// the pass environment (`--diff-numerics` evaluates the module here).
+    pub after_pass: Option<AfterPass<'a>>,
 }
 
 impl PassCx<'_> {
@@ -68,6 +74,8 @@ pub struct PassManager {
     pub print_ir_after: Vec<String>,
     /// Dump the module after a pass only when it reported a change.
     pub print_ir_after_change: bool,
+    /// The weights and calibration inputs passes may use (empty unless the caller fills it).
+    pub env: PassEnv,
 }
 
 impl std::fmt::Debug for PassManager {
@@ -86,6 +94,7 @@ impl Default for PassManager {
             print_ir_after_all: false,
             print_ir_after: Vec::new(),
             print_ir_after_change: false,
+            env: PassEnv::default(),
         }
     }
 }
@@ -136,7 +145,7 @@ impl PassManager {
             let entry = &mut self.entries[i];
             let mut changed = false;
             for func in &mut module.funcs {
-                let r = entry.pass.run(func)?;
+                let r = entry.pass.run_with_env(func, &mut self.env)?;
                 changed |= r.changed;
                 entry.stats.merge(&r.stats);
             }
@@ -161,6 +170,9 @@ impl PassManager {
             };
             if print {
                 self.dump(cx, module, info, "");
+            }
+            if let Some(hook) = cx.after_pass.as_mut() {
+                hook(info, module, &self.env);
             }
         }
         Ok(())
@@ -269,6 +281,7 @@ mod tests {
             &mut PassCx {
                 dump: Some(&mut out),
                 printer: None,
+                after_pass: None,
             },
         )
         .unwrap();

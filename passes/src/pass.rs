@@ -7,6 +7,7 @@
 //! manager uses that for `--print-ir-after-change`, so a pass that rewrote something must
 //! say so, and one that did not must not.
 
+use lowbit_dialects::interp::{Tensor, Weights};
 use lowbit_dialects::ir::verify::VerifyError;
 use lowbit_dialects::ir::{Func, Loc};
 use thiserror::Error;
@@ -27,6 +28,50 @@ pub trait Pass {
 
     /// Rewrites one function.
     fn run(&mut self, func: &mut Func) -> Result<PassResult, PassError>;
+
+    /// Rewrites one function with access to the weight store and calibration inputs. The
+    /// manager calls this; the default ignores `env` and calls [`Pass::run`]. A pass that
+    /// reads or rewrites weights (quantization, folding rotations or scales into them)
+    /// overrides it, and its `run` reports that it needs them.
+    fn run_with_env(
+        &mut self,
+        func: &mut Func,
+        env: &mut PassEnv,
+    ) -> Result<PassResult, PassError> {
+        let _ = env;
+        self.run(func)
+    }
+}
+
+/// What a pass may read and change besides the IR.
+///
+/// Invariants: every `graph.weight {name}` the module uses names an entry of `weights`
+/// (when weights were given at all), with the op's result type; a pass that adds, replaces
+/// or removes entries sets `weights_changed`, and the caller writes the store out beside
+/// the IR. Weights no op names any more may stay (the writer keeps only used ones).
+#[derive(Clone, Debug, Default)]
+pub struct PassEnv {
+    /// Weight values by name, as the interpreter holds them (f64, integer values exact).
+    pub weights: Weights,
+    /// Calibration inputs: each entry is a full argument list for the function being
+    /// optimized. Passes use the entries whose types match the function's parameters.
+    pub calibration: Vec<Vec<Tensor>>,
+    /// Set by a pass that changed `weights`.
+    pub weights_changed: bool,
+}
+
+impl PassEnv {
+    /// The calibration sets that fit `func`'s parameter types (element type and shape).
+    pub fn calibration_for(&self, func: &Func) -> Vec<&[Tensor]> {
+        let params = func.param_types();
+        self.calibration
+            .iter()
+            .filter(|set| {
+                set.len() == params.len() && set.iter().zip(params.iter()).all(|(t, p)| t.ty == *p)
+            })
+            .map(|set| set.as_slice())
+            .collect()
+    }
 }
 
 /// Named counters a pass reports, in a fixed order (the order the pass declares them).

@@ -14,6 +14,7 @@
 mod compile;
 pub mod diag;
 mod import;
+mod numerics;
 mod onnx;
 mod opt;
 mod run;
@@ -234,6 +235,7 @@ fn load_and_run_pipeline(
         &mut lowbit_passes::PassCx {
             dump: Some(&mut *stderr),
             printer: Some(&printer),
+            after_pass: None,
         },
     );
     if pipeline.pass_stats {

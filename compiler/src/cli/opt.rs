@@ -9,14 +9,23 @@
 //! the pipeline): the rendered errors go to stdout, joined with `// -----`, and the exit
 //! code is 0 when every chunk failed, 1 naming the chunks that did not.
 
+use std::collections::BTreeSet;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
+use lowbit_dialects::interp::{Tensor, Weights};
 use lowbit_dialects::ir::parse::parse_module;
 use lowbit_dialects::ir::verify::verify_module;
-use lowbit_dialects::ir::Module;
-use lowbit_passes::{PassCx, PassManager};
+use lowbit_dialects::ir::{Attr, Module};
+use lowbit_dialects::{graph, Opcode};
+use lowbit_passes::{PassCx, PassEnv, PassManager};
+
+use super::compile::weights_for;
+use super::numerics::DiffInputs;
+use super::run::{inputs_for, signature};
+use crate::driver::select_func;
+use crate::tensors::to_interp;
 
 use super::diag::{render_pass_error, render_verify_errors, Source};
 use super::{
@@ -38,6 +47,20 @@ pub(super) struct OptArgs {
     /// Expect every chunk to fail; print the diagnostics to stdout.
     #[arg(long)]
     verify_diagnostics: bool,
+    /// Weights the passes may read and rewrite (.safetensors or .npz; default: the input's
+    /// sibling `.safetensors` when there is one). When a pass changes them, they are written
+    /// beside the output (`-o model.mlir` writes `model.safetensors`).
+    #[arg(long, value_name = "FILE")]
+    weights: Option<PathBuf>,
+    /// Calibration inputs (`arg0`, `arg1`, ... in a .npz or .safetensors file) for passes
+    /// that measure activations; repeatable, one argument set per file.
+    #[arg(long, value_name = "FILE")]
+    calibration: Vec<PathBuf>,
+    /// Run the interpreter before the pipeline and after every pass on these inputs (a
+    /// .npz/.safetensors file with `arg0`, ... or `random:SEED`) and print each pass's
+    /// max abs error, relative L1 and cosine similarity against the unoptimized graph.
+    #[arg(long, value_name = "INPUTS")]
+    diff_numerics: Option<String>,
     #[command(flatten)]
     pipeline: PipelineArgs,
     #[command(flatten)]
@@ -79,6 +102,7 @@ pub fn split_input_file(src: &str) -> Vec<Chunk<'_>> {
 pub(super) fn run(a: OptArgs, stdout: &mut dyn Write, stderr: &mut dyn Write) -> CliResult<()> {
     let mut pm = pass_manager(&a.pipeline, "")?;
     let src = read_input(&a.file)?;
+    pm.env.weights = weights_for(&a.file, a.weights.as_deref())?;
     let file = display_name(&a.file);
     let chunks = if a.split_input_file {
         split_input_file(&src)
@@ -96,7 +120,7 @@ pub(super) fn run(a: OptArgs, stdout: &mut dyn Write, stderr: &mut dyn Write) ->
             file,
             line_offset: chunk.line_offset,
         };
-        match process(&source, &mut pm, &a.print, stderr) {
+        match process(&source, &mut pm, &a, stderr) {
             // Under --verify-diagnostics stdout holds diagnostics only.
             Ok(_) if a.verify_diagnostics => outputs.push(String::new()),
             Ok(text) => outputs.push(text),
@@ -136,6 +160,14 @@ pub(super) fn run(a: OptArgs, stdout: &mut dyn Write, stderr: &mut dyn Write) ->
         }
         return Err(Failure(String::new()));
     }
+    if pm.env.weights_changed {
+        let Some(path) = &a.output else {
+            return Err(Failure::msg(
+                "the pipeline changed the weights; give -o FILE so that they can be written beside the IR",
+            ));
+        };
+        write_weights(&path.with_extension("safetensors"), &pm.env.weights)?;
+    }
     match &a.output {
         Some(path) => write_atomic(path, text.as_bytes()),
         None => {
@@ -145,22 +177,90 @@ pub(super) fn run(a: OptArgs, stdout: &mut dyn Write, stderr: &mut dyn Write) ->
     }
 }
 
+/// The names of the weights `module` uses.
+fn used_weights(module: &Module) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for f in &module.funcs {
+        for &op in &f.body {
+            let d = &f.ops[op];
+            if d.opcode == Opcode::Graph(graph::Op::Weight) {
+                if let Some(Attr::Str(n)) = d.attrs.get("name") {
+                    names.insert(n.clone());
+                }
+            }
+        }
+    }
+    names
+}
+
+/// Writes `weights` to `path` (safetensors), atomically.
+fn write_weights(path: &Path, weights: &Weights) -> CliResult<()> {
+    let host = crate::tensors::to_host_map(weights.iter().map(|(k, t)| (k.clone(), t)))
+        .map_err(Failure::msg)?;
+    let tmp = path.with_extension("safetensors.tmp");
+    lowbit_runtime::write_tensors(&tmp, &host).map_err(Failure::msg)?;
+    std::fs::rename(&tmp, path)
+        .map_err(|e| Failure::msg(format!("cannot write '{}': {e}", path.display())))
+}
+
 /// Parses, verifies and transforms one chunk; returns its printed output.
 fn process(
     src: &Source<'_>,
     pm: &mut PassManager,
-    print: &PrintArgs,
+    a: &OptArgs,
     dump: &mut dyn Write,
 ) -> CliResult<String> {
+    let print = &a.print;
     let mut module = parse_chunk(src)?;
-    let printer = |m: &Module| print.print(m);
-    let mut cx = PassCx {
-        dump: Some(dump),
-        printer: Some(&printer),
+    if !a.calibration.is_empty() {
+        pm.env.calibration = calibration_sets(&a.calibration, &module)?;
+    }
+    let mut diff = match &a.diff_numerics {
+        Some(spec) => Some(DiffInputs::prepare(spec, &module, &pm.env.weights)?),
+        None => None,
     };
-    pm.run(&mut module, &mut cx)
-        .map_err(|e| Failure(render_pass_error(&e, &module, src)))?;
+    let printer = |m: &Module| print.print(m);
+    let mut hook = |info: &lowbit_passes::PassInfo, m: &Module, env: &PassEnv| {
+        if let Some(d) = diff.as_mut() {
+            d.after_pass(info.name, m, &env.weights);
+        }
+    };
+    let mut cx = PassCx {
+        dump: Some(&mut *dump),
+        printer: Some(&printer),
+        after_pass: Some(&mut hook),
+    };
+    let result = pm.run(&mut module, &mut cx);
+    if let Some(d) = &diff {
+        let _ = dump.write_all(d.table().as_bytes());
+    }
+    result.map_err(|e| Failure(render_pass_error(&e, &module, src)))?;
+    if pm.env.weights_changed {
+        let used = used_weights(&module);
+        pm.env.weights.retain(|k, _| used.contains(k));
+    }
     Ok(print.print(&module))
+}
+
+/// Each calibration file as an argument list for `module`'s function.
+fn calibration_sets(files: &[PathBuf], module: &Module) -> CliResult<Vec<Vec<Tensor>>> {
+    let f = select_func(module, None).map_err(|e| {
+        Failure::msg(format!(
+            "--calibration needs one function to calibrate: {e}"
+        ))
+    })?;
+    let manifest = signature(f)?;
+    files
+        .iter()
+        .map(|path| {
+            let given = inputs_for(Some(path), None, &manifest)?;
+            Ok(manifest
+                .inputs
+                .iter()
+                .map(|s| to_interp(&given[&s.name]))
+                .collect())
+        })
+        .collect()
 }
 
 /// Parses and verifies one chunk, rendering any error.

@@ -97,7 +97,7 @@ fn run_artifact(a: &RunArgs) -> CliResult<TensorMap> {
         )));
     }
     let artifact = Artifact::load(&a.input).map_err(Failure::msg)?;
-    let inputs = inputs_for(a, artifact.manifest())?;
+    let inputs = inputs_for(a.inputs.as_deref(), a.random_inputs, artifact.manifest())?;
     artifact.run(&inputs).map_err(Failure::msg)
 }
 
@@ -112,7 +112,7 @@ fn run_mlir(a: &RunArgs, stderr: &mut dyn Write) -> CliResult<TensorMap> {
     let weights = weights_for(&a.input, a.weights.as_deref())?;
     let f = select_func(&module, a.func.as_deref()).map_err(Failure::msg)?;
     let manifest = signature(f)?;
-    let given = inputs_for(a, &manifest)?;
+    let given = inputs_for(a.inputs.as_deref(), a.random_inputs, &manifest)?;
     let inputs: Vec<Tensor> = manifest
         .inputs
         .iter()
@@ -144,7 +144,7 @@ fn run_mlir(a: &RunArgs, stderr: &mut dyn Write) -> CliResult<TensorMap> {
 
 /// A manifest describing `f`'s inputs (`arg<i>`) and outputs (`out<k>`), so that inputs are
 /// checked and generated the same way for a function and for an artifact.
-fn signature(f: &Func) -> CliResult<Manifest> {
+pub(super) fn signature(f: &Func) -> CliResult<Manifest> {
     let spec = |name: String, ty: &lowbit_dialects::ir::TensorType| {
         let dtype = dtype_of(ty.elem).ok_or_else(|| {
             Failure::msg(format!(
@@ -185,7 +185,11 @@ fn signature(f: &Func) -> CliResult<Manifest> {
 
 /// The inputs `manifest` asks for, from `--input` or `--random-inputs`, checked by name,
 /// type and shape.
-fn inputs_for(a: &RunArgs, manifest: &Manifest) -> CliResult<TensorMap> {
+pub(super) fn inputs_for(
+    inputs: Option<&Path>,
+    random: Option<u64>,
+    manifest: &Manifest,
+) -> CliResult<TensorMap> {
     let names = || {
         manifest
             .inputs
@@ -194,7 +198,7 @@ fn inputs_for(a: &RunArgs, manifest: &Manifest) -> CliResult<TensorMap> {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let given = match (&a.inputs, a.random_inputs) {
+    let given = match (inputs, random) {
         (Some(path), _) => read_tensors(path).map_err(Failure::msg)?,
         (None, Some(seed)) => return Ok(random_inputs(manifest, seed)),
         (None, None) if manifest.inputs.is_empty() => return Ok(TensorMap::new()),
@@ -206,11 +210,7 @@ fn inputs_for(a: &RunArgs, manifest: &Manifest) -> CliResult<TensorMap> {
             )))
         }
     };
-    let file = a
-        .inputs
-        .as_ref()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
+    let file = inputs.map(|p| p.display().to_string()).unwrap_or_default();
     for spec in &manifest.inputs {
         let Some(t) = given.get(&spec.name) else {
             return Err(Failure::msg(format!(
