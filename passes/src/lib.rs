@@ -25,10 +25,12 @@
 pub mod canonicalize;
 pub mod cse;
 pub mod dce;
+pub mod fuse_attention;
 pub mod lower_to_kernel;
 pub mod manager;
 pub mod pass;
 pub mod pipeline;
+pub mod sparsify_attention;
 #[cfg(test)]
 mod testing;
 mod util;
@@ -77,13 +79,17 @@ macro_rules! passes {
 use canonicalize::Canonicalize;
 use cse::Cse;
 use dce::Dce;
+use fuse_attention::FuseAttention;
 use lower_to_kernel::LowerToKernel;
+use sparsify_attention::SparsifyAttention;
 
 passes! {
     "canonicalize"    => Canonicalize,  "fold constant subgraphs, remove identities, compose transposes and reshapes, drop dead ops";
     "cse"             => Cse,           "merge pure ops with equal opcodes, operands, attributes and result types";
     "dce"             => Dce,           "remove pure ops whose results are unused";
+    "fuse-attention"  => FuseAttention, "fuse matmul-scale-mask-softmax-matmul chains (heads, GQA repeats) into attn.sdpa (EXACT-R)";
     "lower-to-kernel" => LowerToKernel, "lower linear/matmul (+activation), sdpa and add+layer_norm to kernel ops";
+    "sparsify-attention" => SparsifyAttention, "sdpa -> block_sparse_sdpa with a run-time block mask from pooled Q/K estimates (APPROX)";
 }
 
 /// The registered pass named `name`.
