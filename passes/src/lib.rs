@@ -25,7 +25,9 @@
 pub mod canonicalize;
 pub mod cse;
 pub mod dce;
+pub mod egg;
 pub mod fuse_attention;
+pub mod fuse_qdq;
 pub mod lower_to_kernel;
 pub mod manager;
 pub mod pass;
@@ -80,6 +82,7 @@ use canonicalize::Canonicalize;
 use cse::Cse;
 use dce::Dce;
 use fuse_attention::FuseAttention;
+use fuse_qdq::FuseQdq;
 use lower_to_kernel::LowerToKernel;
 use sparsify_attention::SparsifyAttention;
 
@@ -88,6 +91,7 @@ passes! {
     "cse"             => Cse,           "merge pure ops with equal opcodes, operands, attributes and result types";
     "dce"             => Dce,           "remove pure ops whose results are unused";
     "fuse-attention"  => FuseAttention, "fuse matmul-scale-mask-softmax-matmul chains (heads, GQA repeats) into attn.sdpa (EXACT-R)";
+    "fuse-qdq"        => FuseQdq,       "fold quantize/dequantize chains into lowbit.qmatmul, drop exact Q∘DQ round trips, fold scales (e-graph, exact rules)";
     "lower-to-kernel" => LowerToKernel, "lower linear/matmul (+activation), sdpa and add+layer_norm to kernel ops";
     "sparsify-attention" => SparsifyAttention, "sdpa -> block_sparse_sdpa with a run-time block mask from pooled Q/K estimates (APPROX)";
 }

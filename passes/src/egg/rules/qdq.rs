@@ -1,0 +1,352 @@
+//! Quantize/dequantize rules: what `fuse-qdq` saturates with.
+//!
+//! | rule | lhs -> rhs | label |
+//! |---|---|---|
+//! | `matmul-dequantize` | `matmul(dequantize(xq, sx, zx), dequantize(wq, sw, zw)) -> qmatmul(xq, wq, sx', sw, zx', zw)` when `sx`/`zx` are per-tensor or per-row of `x` (axis `rank-2`, reshaped to `[M, 1]`) and `sw`/`zw` per-tensor or per-column of `w` (axis `rank-1`) | EXACT-R |
+//! | `dequantize-scale-fold` | `dequantize(q, s, z) * splat(c) -> dequantize(q, s·c, z)` (either side; `s` constant) | EXACT-R |
+//! | `quantize-dequantize` | `quantize(dequantize(q, s), s) -> q` (same scale class, no zero point, same granularity, same type) | EXACT-BIT (guarded) |
+//! | `quantize-dequantize-zp` | `quantize(dequantize(q, s, z), s, z) -> q` (same, with a zero point) | EXACT-BIT (guarded) |
+//! | `transpose-dequantize` | `transpose(dequantize(q, s, z), p) -> dequantize(transpose(q, p), s, z)` (per-tensor, or per-axis with the axis permuted) | EXACT-BIT |
+//! | `reshape-dequantize` | `reshape(dequantize(q, s, z)) -> dequantize(reshape(q), s, z)` (per-tensor) | EXACT-BIT |
+//! | `dequantize-quantize-elide` | `dequantize(quantize(x, s), s) -> x` (drops the quantization error; never saturated) | APPROX |
+//!
+//! Why each is exact:
+//!
+//! - `matmul-dequantize`: `Σ_k (x_ik - zx_i)·sx_i · (w_kj - zw_j)·sw_j =
+//!   sx_i·sw_j · Σ_k (x_ik - zx_i)(w_kj - zw_j)` in real arithmetic; the integer sum is exact
+//!   in `qmatmul`, the unfused graph rounds each dequantized element and the float sum.
+//!   The scales must be constant along `k`, which is why per-column scales of `x`, per-row
+//!   scales of `w` and per-block scales do not fuse.
+//! - `dequantize-scale-fold`: `((q - z)·s)·c = (q - z)·(s·c)` in real arithmetic.
+//! - `quantize-dequantize`: `y = fl_F((q - z)·s)` has relative error at most `u_F`, so
+//!   `y / s = (q - z)(1 + ε)` with `|ε| ≤ u_F (1 + 2⁻⁵²)`; the guard requires
+//!   `R·u_F ≤ 1/4` where `R = max - min` of the integer type (so `|q - z| ≤ R`), every scale
+//!   finite, at least `F`'s smallest normal in magnitude and with `R·|s|` below `F`'s largest
+//!   finite value. Then `round_half_even(y / s) = q - z` exactly, `+ z` gives `q` back with no
+//!   saturation: bit-identical. (i8/ui8 through f16: `255·2⁻¹¹ ≈ 0.12`; i8 through bf16:
+//!   `255·2⁻⁸ ≈ 1` — refused.) Applied to `q = quantize(x)` it merges the requantize chain
+//!   `quantize(dequantize(quantize(x)))` into `quantize(x)`.
+//! - `transpose-`/`reshape-dequantize`: dequantization is elementwise with the scale chosen
+//!   by the element's index along `axis`; moving data before or after it gives the same
+//!   elements when the scale follows the data (per-tensor, or the axis permuted).
+
+use egg::Id;
+use lowbit_dialects::graph::Op as G;
+use lowbit_dialects::infer::{infer, InferCx};
+use lowbit_dialects::ir::{Attr, Attrs, Elem, TensorType};
+use lowbit_dialects::lowbit::Op as L;
+use lowbit_dialects::Opcode;
+
+use super::{add_constant, add_op, attrs_of, konst, norm_axis, ops_in, ty, Exactness, Rule};
+use crate::egg::analysis::Graph;
+use crate::egg::lang::OpNode;
+
+const fn g(op: G) -> Opcode {
+    Opcode::Graph(op)
+}
+const fn l(op: L) -> Opcode {
+    Opcode::Lowbit(op)
+}
+
+/// The exact QDQ rule set.
+#[rustfmt::skip]
+pub fn rules() -> Vec<Rule> {
+    vec![
+        Rule { name: "matmul-dequantize", doc: "matmul(dequantize(xq, sx, zx), dequantize(wq, sw, zw)) -> qmatmul(xq, wq, sx, sw, zx, zw)", exactness: Exactness::ExactR, lhs: "(graph.matmul ?x ?w)", apply: matmul_dequantize },
+        Rule { name: "dequantize-scale-fold", doc: "dequantize(q, s, z) * splat(c) -> dequantize(q, s*c, z)", exactness: Exactness::ExactR, lhs: "(graph.mul ?a ?b)", apply: dequantize_scale_fold },
+        Rule { name: "quantize-dequantize", doc: "quantize(dequantize(q, s), s) -> q", exactness: Exactness::ExactBit, lhs: "(lowbit.quantize ?x ?s)", apply: quantize_dequantize },
+        Rule { name: "quantize-dequantize-zp", doc: "quantize(dequantize(q, s, z), s, z) -> q", exactness: Exactness::ExactBit, lhs: "(lowbit.quantize ?x ?s ?z)", apply: quantize_dequantize },
+        Rule { name: "transpose-dequantize", doc: "transpose(dequantize(q, s, z), p) -> dequantize(transpose(q, p), s, z)", exactness: Exactness::ExactBit, lhs: "(graph.transpose ?a)", apply: transpose_dequantize },
+        Rule { name: "reshape-dequantize", doc: "reshape(dequantize(q, s, z)) -> dequantize(reshape(q), s, z)", exactness: Exactness::ExactBit, lhs: "(graph.reshape ?a)", apply: reshape_dequantize },
+    ]
+}
+
+/// Approximate QDQ rules: enumerable, never saturated.
+#[rustfmt::skip]
+pub fn approx_rules() -> Vec<Rule> {
+    vec![
+        Rule { name: "dequantize-quantize-elide", doc: "dequantize(quantize(x, s), s) -> x", exactness: Exactness::Approx, lhs: "(lowbit.dequantize ?q ?s)", apply: dequantize_quantize_elide },
+    ]
+}
+
+/// Adds an op only when the dialect's inference gives exactly `types` for it.
+fn add_checked(
+    eg: &mut Graph,
+    opcode: Opcode,
+    attrs: &Attrs,
+    types: Vec<TensorType>,
+    children: Vec<Id>,
+) -> Option<Id> {
+    let args: Vec<TensorType> = children.iter().map(|&c| ty(eg, c)).collect::<Option<_>>()?;
+    let arg_refs: Vec<&TensorType> = args.iter().collect();
+    let res_refs: Vec<&TensorType> = types.iter().collect();
+    let cx = InferCx {
+        opcode,
+        args: &arg_refs,
+        attrs,
+        results: &res_refs,
+    };
+    match infer(&cx) {
+        Ok(t) if t == types => Some(add_op(eg, opcode, attrs, types, children)),
+        _ => None,
+    }
+}
+
+fn is_int(e: Elem) -> bool {
+    e.int_range().is_some() && e != Elem::I1
+}
+
+/// A dequantize's scale and zero point as `qmatmul` operands for one side: per-tensor
+/// ones as they are; per-axis ones only along `want` (the `M` axis of `x`, reshaped to
+/// `[M, 1]` when `column`, or the `N` axis of `w`); `None` otherwise.
+fn side_params(
+    eg: &mut Graph,
+    dq: &OpNode,
+    q: &TensorType,
+    want: usize,
+    column: bool,
+) -> Option<(Id, Option<Id>)> {
+    if dq.attrs.int("block_size").is_some() {
+        return None;
+    }
+    let s = dq.children[1];
+    let z = dq.children.get(2).copied();
+    let Some(axis) = dq.attrs.int("axis") else {
+        return Some((s, z));
+    };
+    if norm_axis(axis, q.rank())? != want {
+        return None;
+    }
+    if !column {
+        return Some((s, z));
+    }
+    let m = q.shape[want];
+    let mut as_column = |v: Id| -> Option<Id> {
+        let t = ty(eg, v)?;
+        let to = TensorType::new([m, 1], t.elem);
+        add_checked(eg, g(G::Reshape), &Attrs::new(), vec![to], vec![v])
+    };
+    let s = as_column(s)?;
+    let z = match z {
+        Some(z) => Some(as_column(z)?),
+        None => None,
+    };
+    Some((s, z))
+}
+
+fn matmul_dequantize(eg: &mut Graph, _c: Id, mm: &OpNode) -> Vec<Id> {
+    let mut out = Vec::new();
+    for dx in ops_in(eg, mm.children[0], l(L::Dequantize)) {
+        for dw in ops_in(eg, mm.children[1], l(L::Dequantize)) {
+            if let Some(id) = fuse_matmul(eg, mm, &dx, &dw) {
+                out.push(id);
+            }
+        }
+    }
+    out
+}
+
+fn fuse_matmul(eg: &mut Graph, mm: &OpNode, dx: &OpNode, dw: &OpNode) -> Option<Id> {
+    let (xq, wq) = (dx.children[0], dw.children[0]);
+    let (xt, wt) = (ty(eg, xq)?, ty(eg, wq)?);
+    if !is_int(xt.elem) || !is_int(wt.elem) || xt.rank() < 2 || wt.rank() < 2 {
+        return None;
+    }
+    let (sx, zx) = side_params(eg, dx, &xt, xt.rank() - 2, true)?;
+    let (sw, zw) = side_params(eg, dw, &wt, wt.rank() - 1, false)?;
+    let mut children = vec![xq, wq, sx, sw];
+    if zx.is_some() || zw.is_some() {
+        let zx = match zx {
+            Some(z) => z,
+            None => add_constant(eg, TensorType::scalar(xt.elem), vec![0.0]),
+        };
+        children.push(zx);
+        if let Some(zw) = zw {
+            children.push(zw);
+        }
+    }
+    add_checked(
+        eg,
+        l(L::QMatMul),
+        &Attrs::new(),
+        mm.types.to_vec(),
+        children,
+    )
+}
+
+fn dequantize_scale_fold(eg: &mut Graph, _c: Id, mul: &OpNode) -> Vec<Id> {
+    let res = mul.types[0].clone();
+    let mut out = Vec::new();
+    for (d, c) in [
+        (mul.children[0], mul.children[1]),
+        (mul.children[1], mul.children[0]),
+    ] {
+        let (Some(ct), Some(k)) = (ty(eg, c), konst(eg, c)) else {
+            continue;
+        };
+        let Some(&factor) = k.first() else { continue };
+        if ct.elem != res.elem
+            || !k.iter().all(|&v| v == factor)
+            || !factor.is_finite()
+            || factor == 0.0
+        {
+            continue;
+        }
+        if ty(eg, d).as_ref() != Some(&res) {
+            continue;
+        }
+        for dq in ops_in(eg, d, l(L::Dequantize)) {
+            let s = dq.children[1];
+            let (Some(st), Some(sv)) = (ty(eg, s), konst(eg, s)) else {
+                continue;
+            };
+            let folded: Vec<f64> = sv.iter().map(|v| v * factor).collect();
+            if folded.iter().any(|v| !v.is_finite() || *v == 0.0) {
+                continue;
+            }
+            let s2 = add_constant(eg, st, folded);
+            let mut children = dq.children.clone();
+            children[1] = s2;
+            if let Some(id) = add_checked(
+                eg,
+                l(L::Dequantize),
+                &attrs_of(&dq),
+                dq.types.to_vec(),
+                children,
+            ) {
+                out.push(id);
+            }
+        }
+    }
+    out
+}
+
+/// Unit roundoff, smallest normal and largest finite value of the float types a
+/// round trip may pass through.
+fn float_limits(e: Elem) -> Option<(f64, f64, f64)> {
+    Some(match e {
+        Elem::F64 => (2f64.powi(-53), f64::MIN_POSITIVE, f64::MAX),
+        Elem::F32 => (2f64.powi(-24), f32::MIN_POSITIVE as f64, f32::MAX as f64),
+        Elem::F16 => (2f64.powi(-11), 2f64.powi(-14), 65504.0),
+        Elem::BF16 => (
+            2f64.powi(-8),
+            f32::MIN_POSITIVE as f64,
+            3.3895313892515355e38,
+        ),
+        _ => return None,
+    })
+}
+
+/// The guard of `quantize-dequantize` (see the module docs).
+pub fn roundtrip_is_exact(q: Elem, through: Elem, scales: &[f64]) -> bool {
+    let (Some((lo, hi)), Some((u, min_normal, max))) = (q.int_range(), float_limits(through))
+    else {
+        return false;
+    };
+    if q == Elem::I1 || q == Elem::I64 {
+        return false;
+    }
+    let r = (hi - lo) as f64;
+    r * u <= 0.25
+        && !scales.is_empty()
+        && scales
+            .iter()
+            .all(|s| s.is_finite() && s.abs() >= min_normal && s.abs() * r <= max)
+}
+
+fn quantize_dequantize(eg: &mut Graph, _c: Id, qn: &OpNode) -> Vec<Id> {
+    let mut out = Vec::new();
+    for dq in ops_in(eg, qn.children[0], l(L::Dequantize)) {
+        let q = dq.children[0];
+        let same = dq.children[1..] == qn.children[1..] && dq.attrs == qn.attrs;
+        let Some(qt) = ty(eg, q) else { continue };
+        if !same || Some(&qt) != qn.types.first() {
+            continue;
+        }
+        let Some(s) = konst(eg, dq.children[1]) else {
+            continue;
+        };
+        if roundtrip_is_exact(qt.elem, dq.types[0].elem, &s) {
+            out.push(q);
+        }
+    }
+    out
+}
+
+fn transpose_dequantize(eg: &mut Graph, _c: Id, tr: &OpNode) -> Vec<Id> {
+    let Some(perm) = tr.attrs.ints("perm").map(|p| p.to_vec()) else {
+        return vec![];
+    };
+    let mut out = Vec::new();
+    for dq in ops_in(eg, tr.children[0], l(L::Dequantize)) {
+        if dq.attrs.int("block_size").is_some() {
+            continue;
+        }
+        let q = dq.children[0];
+        let Some(qt) = ty(eg, q) else { continue };
+        let mut attrs = attrs_of(&dq);
+        if let Some(axis) = dq.attrs.int("axis") {
+            let Some(a) = norm_axis(axis, qt.rank()) else {
+                continue;
+            };
+            let Some(pos) = perm
+                .iter()
+                .position(|&p| norm_axis(p, qt.rank()) == Some(a))
+            else {
+                continue;
+            };
+            attrs.set("axis", Attr::Int(pos as i64));
+        }
+        let t_ty = tr.types[0].with_elem(qt.elem);
+        let Some(tq) = add_checked(eg, g(G::Transpose), &attrs_of(tr), vec![t_ty], vec![q]) else {
+            continue;
+        };
+        let mut children = dq.children.clone();
+        children[0] = tq;
+        if let Some(id) = add_checked(eg, l(L::Dequantize), &attrs, tr.types.to_vec(), children) {
+            out.push(id);
+        }
+    }
+    out
+}
+
+fn reshape_dequantize(eg: &mut Graph, _c: Id, rs: &OpNode) -> Vec<Id> {
+    let mut out = Vec::new();
+    for dq in ops_in(eg, rs.children[0], l(L::Dequantize)) {
+        if dq.attrs.int("axis").is_some() || dq.attrs.int("block_size").is_some() {
+            continue;
+        }
+        let q = dq.children[0];
+        let Some(qt) = ty(eg, q) else { continue };
+        let r_ty = rs.types[0].with_elem(qt.elem);
+        let Some(rq) = add_checked(eg, g(G::Reshape), &attrs_of(rs), vec![r_ty], vec![q]) else {
+            continue;
+        };
+        let mut children = dq.children.clone();
+        children[0] = rq;
+        if let Some(id) = add_checked(
+            eg,
+            l(L::Dequantize),
+            &attrs_of(&dq),
+            rs.types.to_vec(),
+            children,
+        ) {
+            out.push(id);
+        }
+    }
+    out
+}
+
+fn dequantize_quantize_elide(eg: &mut Graph, _c: Id, dq: &OpNode) -> Vec<Id> {
+    let mut out = Vec::new();
+    for qn in ops_in(eg, dq.children[0], l(L::Quantize)) {
+        let x = qn.children[0];
+        if qn.children[1..] == dq.children[1..]
+            && qn.attrs == dq.attrs
+            && ty(eg, x).as_ref() == dq.types.first()
+        {
+            out.push(x);
+        }
+    }
+    out
+}
