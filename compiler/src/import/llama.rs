@@ -1,0 +1,1469 @@
+//! Llama-family causal language models (`LlamaForCausalLM`, `MistralForCausalLM`,
+//! `Qwen2ForCausalLM`) to lowbit IR, from a Hugging Face checkpoint directory.
+//!
+//! [`import_llama_dir`] reads `config.json` ([`LlamaConfig::from_hf`]) and the weights, and
+//! builds one function for the chosen [`Entry`]:
+//!
+//! ```text
+//! prefill: (input_ids i64[B,S], attention_mask i64[B,S])
+//!     -> (logits f32[B,S,V], present.N.key f32[B,Hkv,S,D], present.N.value ...)
+//! decode:  (input_ids i64[B,S], attention_mask i64[B,T+S],
+//!           past_key_values.N.key f32[B,Hkv,T,D], past_key_values.N.value ...)
+//!     -> (logits f32[B,S,V], present.N.key f32[B,Hkv,T+S,D], present.N.value ...)
+//! ```
+//!
+//! The math is Hugging Face's: token embedding; per layer RMSNorm, q/k/v projections
+//! (Qwen2 and `attention_bias` add biases), rotate-half RoPE at positions `T..T+S` with
+//! `cos`/`sin` tables computed here (f32, as Hugging Face computes them) from `rope_theta`
+//! and `rope_scaling` (none, `linear`, `llama3`), causal `attn.sdpa` with GQA and the
+//! additive padding mask, the output projection, residual, RMSNorm, the SwiGLU MLP
+//! `down(silu(gate(x)) · up(x))`, residual; the final norm and `lm_head` (the embedding
+//! when `tie_word_embeddings`). Positions are always `T..T+S` (the `position_ids` a plain
+//! forward call uses); Mistral's sliding window is accepted only when `T + S` fits in it,
+//! where it changes nothing.
+//!
+//! Quantized linears stay low-bit: AWQ (`quant_method = "awq"`, GEMM, 4 bits) and GPTQ
+//! (`"gptq"`, 4 or 8 bits, `desc_act`/`g_idx`, v1 zero points) weights are unpacked by the
+//! storage-format registry ([`lowbit_dialects::formats`]) into `ui4`/`ui8` code and zero-point
+//! tensors `[in, out]` / `[groups, out]` (a relayout of the same bits, not a dequantization),
+//! and the IR dequantizes them with `lowbit.dequantize` (per block of `group_size` input
+//! rows, or through `graph.gather` of the scales and zeros by `g_idx` for act-order)
+//! before a `graph.matmul`. The IR names of these derived tensors are the checkpoint key
+//! followed by `:codes` or `:zero_points`; [`ModelWeights`] produces them.
+//!
+//! An unknown architecture, or a config field that changes the math in a way not lowered
+//! here, is an error naming the field.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use lowbit_dialects::dialect::Opcode;
+use lowbit_dialects::formats::{self, Array, Format, Zero};
+use lowbit_dialects::interp::{Tensor, Weights};
+use lowbit_dialects::ir::{Attr, Attrs, DenseAttr, Elem, Func, Loc, Module, TensorType, Value};
+use lowbit_dialects::{attn, graph, lowbit};
+use serde_json::Value as Json;
+
+use super::{Dtype, ImportError, ImportResult, WeightStore};
+
+/// Which function to build.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Entry {
+    /// `S` tokens with an empty cache.
+    #[default]
+    Prefill,
+    /// `S` tokens (usually 1) after a cache of `T = past` tokens.
+    Decode,
+}
+
+impl Entry {
+    /// `prefill` / `decode`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Entry::Prefill => "prefill",
+            Entry::Decode => "decode",
+        }
+    }
+}
+
+/// Static sizes of the imported function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LlamaDims {
+    /// `B`.
+    pub batch: usize,
+    /// `S`: new tokens.
+    pub sequence: usize,
+    /// `T`: cached tokens (decode only).
+    pub past: usize,
+}
+
+impl Default for LlamaDims {
+    fn default() -> LlamaDims {
+        LlamaDims {
+            batch: 1,
+            sequence: 128,
+            past: 0,
+        }
+    }
+}
+
+/// Rotary embedding frequency scaling (`rope_scaling`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum RopeScaling {
+    /// Plain RoPE.
+    None,
+    /// Frequencies divided by `factor`.
+    Linear {
+        /// The divisor.
+        factor: f64,
+    },
+    /// Llama 3's piecewise scaling.
+    Llama3 {
+        /// `factor`.
+        factor: f64,
+        /// `low_freq_factor`.
+        low: f64,
+        /// `high_freq_factor`.
+        high: f64,
+        /// `original_max_position_embeddings`.
+        original: f64,
+    },
+}
+
+/// The architecture, as far as the lowering cares.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LlamaConfig {
+    /// The architecture name (`LlamaForCausalLM`, ...), for messages and `inspect`.
+    pub architecture: String,
+    /// `hidden_size`.
+    pub hidden: usize,
+    /// `num_hidden_layers`.
+    pub layers: usize,
+    /// `num_attention_heads`.
+    pub heads: usize,
+    /// `num_key_value_heads`.
+    pub kv_heads: usize,
+    /// `head_dim`.
+    pub head_dim: usize,
+    /// `intermediate_size`.
+    pub intermediate: usize,
+    /// `vocab_size`.
+    pub vocab: usize,
+    /// `rms_norm_eps`.
+    pub eps: f64,
+    /// `rope_theta`.
+    pub rope_theta: f64,
+    /// `rope_scaling`.
+    pub rope_scaling: RopeScaling,
+    /// Per-frequency divisors of the RoPE frequencies (GGUF `rope_freqs.weight`).
+    pub rope_freq_factors: Option<Vec<f64>>,
+    /// `tie_word_embeddings`.
+    pub tie_embeddings: bool,
+    /// Biases on q/k/v.
+    pub qkv_bias: bool,
+    /// Bias on o_proj.
+    pub o_bias: bool,
+    /// Biases on the MLP.
+    pub mlp_bias: bool,
+    /// `max_position_embeddings`.
+    pub max_positions: usize,
+    /// The attention window, when the model has one.
+    pub sliding_window: Option<usize>,
+    /// The quantization of the decoder's linear layers.
+    pub quant: Quant,
+}
+
+/// How a safetensors checkpoint's decoder linears are quantized.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Quant {
+    /// Float weights.
+    None,
+    /// AutoAWQ GEMM int4.
+    Awq {
+        /// `group_size`.
+        group: usize,
+    },
+    /// AutoGPTQ v1.
+    Gptq {
+        /// `bits` (4 or 8).
+        bits: u32,
+        /// `group_size` (`-1` is `None`: one group over all inputs).
+        group: Option<usize>,
+    },
+}
+
+impl Quant {
+    /// The registry format of the quantized linears.
+    pub fn format(self) -> Option<&'static Format> {
+        let name = match self {
+            Quant::None => return None,
+            Quant::Awq { .. } => "awq_gemm_int4",
+            Quant::Gptq { bits: 8, .. } => "gptq_int8",
+            Quant::Gptq { .. } => "gptq_int4",
+        };
+        Some(formats::lookup(name).expect("AWQ and GPTQ formats are registered"))
+    }
+}
+
+fn config_err(path: &Path, message: String) -> ImportError {
+    ImportError::Config {
+        path: path.to_path_buf(),
+        message,
+    }
+}
+
+/// The architectures [`LlamaConfig::from_hf`] accepts, with their `model_type`.
+pub const ARCHITECTURES: &[(&str, &str)] = &[
+    ("LlamaForCausalLM", "llama"),
+    ("MistralForCausalLM", "mistral"),
+    ("Qwen2ForCausalLM", "qwen2"),
+];
+
+/// Whether a parsed `config.json` names a Llama-family architecture.
+pub fn is_llama_config(j: &Json) -> bool {
+    let arch = j
+        .get("architectures")
+        .and_then(Json::as_array)
+        .and_then(|a| a.first())
+        .and_then(Json::as_str);
+    let ty = j.get("model_type").and_then(Json::as_str);
+    ARCHITECTURES
+        .iter()
+        .any(|(a, t)| arch == Some(a) || (arch.is_none() && ty == Some(t)))
+}
+
+impl LlamaConfig {
+    /// Reads a Hugging Face `config.json` (already parsed; `path` is for messages).
+    pub fn from_hf(path: &Path, j: &Json) -> ImportResult<LlamaConfig> {
+        let err = |m: String| config_err(path, m);
+        let archs: Vec<&str> = j
+            .get("architectures")
+            .and_then(Json::as_array)
+            .map(|a| a.iter().filter_map(Json::as_str).collect())
+            .unwrap_or_default();
+        let model_type = j.get("model_type").and_then(Json::as_str);
+        let supported = ARCHITECTURES
+            .iter()
+            .map(|(a, _)| format!("\"{a}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let arch = match (archs.as_slice(), model_type) {
+            ([a], _) => ARCHITECTURES.iter().find(|(n, _)| n == a).ok_or_else(|| {
+                err(format!(
+                    "architectures names \"{a}\", which lowbit cannot import (supported: {supported})"
+                ))
+            })?,
+            ([], Some(t)) => ARCHITECTURES.iter().find(|(_, n)| *n == t).ok_or_else(|| {
+                err(format!(
+                    "model_type is \"{t}\", which lowbit cannot import (supported: {supported})"
+                ))
+            })?,
+            ([], None) => return Err(err("has neither architectures nor model_type".into())),
+            (many, _) => {
+                return Err(err(format!(
+                    "architectures names {} models; lowbit imports one",
+                    many.len()
+                )))
+            }
+        };
+        if let Some(t) = model_type {
+            if t != arch.1 {
+                return Err(err(format!(
+                    "model_type is \"{t}\" but architectures names {} (model_type \"{}\")",
+                    arch.0, arch.1
+                )));
+            }
+        }
+        let size = |k: &str| -> ImportResult<usize> {
+            j.get(k)
+                .and_then(Json::as_u64)
+                .filter(|&v| v > 0)
+                .and_then(|v| usize::try_from(v).ok())
+                .ok_or_else(|| err(format!("{k} is missing or not a positive integer")))
+        };
+        let opt_size = |k: &str| -> ImportResult<Option<usize>> {
+            match j.get(k) {
+                None | Some(Json::Null) => Ok(None),
+                Some(_) => size(k).map(Some),
+            }
+        };
+        let num = |k: &str, default: f64| -> ImportResult<f64> {
+            match j.get(k) {
+                None | Some(Json::Null) => Ok(default),
+                Some(v) => v
+                    .as_f64()
+                    .filter(|x| x.is_finite())
+                    .ok_or_else(|| err(format!("{k} is {v}, not a number"))),
+            }
+        };
+        let flag = |k: &str, default: bool| -> ImportResult<bool> {
+            match j.get(k) {
+                None | Some(Json::Null) => Ok(default),
+                Some(v) => v
+                    .as_bool()
+                    .ok_or_else(|| err(format!("{k} is {v}, not a boolean"))),
+            }
+        };
+        let act = j.get("hidden_act").and_then(Json::as_str).unwrap_or("silu");
+        if act != "silu" {
+            return Err(err(format!(
+                "hidden_act is \"{act}\", which lowbit cannot import (supported: \"silu\")"
+            )));
+        }
+        let hidden = size("hidden_size")?;
+        let heads = size("num_attention_heads")?;
+        let kv_heads = opt_size("num_key_value_heads")?.unwrap_or(heads);
+        let head_dim = match opt_size("head_dim")? {
+            Some(d) => d,
+            None if hidden.is_multiple_of(heads) => hidden / heads,
+            None => {
+                return Err(err(format!(
+                    "hidden_size {hidden} is not a multiple of num_attention_heads {heads} and head_dim is not given"
+                )))
+            }
+        };
+        if !heads.is_multiple_of(kv_heads) {
+            return Err(err(format!(
+                "num_attention_heads {heads} is not a multiple of num_key_value_heads {kv_heads}"
+            )));
+        }
+        if head_dim % 2 != 0 {
+            return Err(err(format!("head_dim {head_dim} is odd; RoPE needs pairs")));
+        }
+        let partial = num("partial_rotary_factor", 1.0)?;
+        if partial != 1.0 {
+            return Err(err(format!(
+                "partial_rotary_factor is {partial}, which lowbit cannot import (only 1.0)"
+            )));
+        }
+        let is_qwen = arch.1 == "qwen2";
+        let attention_bias = flag("attention_bias", false)?;
+        let sliding_window = match arch.1 {
+            "mistral" => opt_size("sliding_window")?,
+            "qwen2" if flag("use_sliding_window", false)? => {
+                return Err(err(
+                    "use_sliding_window is true, which lowbit cannot import (its layer-dependent window)"
+                        .into(),
+                ))
+            }
+            _ => None,
+        };
+        let rope_params = j.get("rope_scaling").filter(|v| !v.is_null()).or_else(|| {
+            j.get("rope_parameters")
+                .filter(|v| v.get("rope_type").and_then(Json::as_str) != Some("default"))
+        });
+        let rope_theta = match j.get("rope_theta") {
+            Some(v) if !v.is_null() => num("rope_theta", 10000.0)?,
+            _ => j
+                .get("rope_parameters")
+                .and_then(|p| p.get("rope_theta"))
+                .and_then(Json::as_f64)
+                .unwrap_or(10000.0),
+        };
+        let max_positions = size("max_position_embeddings")?;
+        let cfg = LlamaConfig {
+            architecture: arch.0.to_string(),
+            hidden,
+            layers: size("num_hidden_layers")?,
+            heads,
+            kv_heads,
+            head_dim,
+            intermediate: size("intermediate_size")?,
+            vocab: size("vocab_size")?,
+            eps: num("rms_norm_eps", 1e-6)?,
+            rope_theta,
+            rope_scaling: parse_rope_scaling(path, rope_params)?,
+            rope_freq_factors: None,
+            tie_embeddings: flag("tie_word_embeddings", false)?,
+            qkv_bias: is_qwen || attention_bias,
+            o_bias: attention_bias,
+            mlp_bias: flag("mlp_bias", false)?,
+            max_positions,
+            sliding_window,
+            quant: parse_quant(path, j.get("quantization_config"))?,
+        };
+        if !(cfg.rope_theta > 0.0) {
+            return Err(err(format!(
+                "rope_theta is {}, not positive",
+                cfg.rope_theta
+            )));
+        }
+        Ok(cfg)
+    }
+}
+
+fn parse_rope_scaling(path: &Path, v: Option<&Json>) -> ImportResult<RopeScaling> {
+    let err = |m: String| config_err(path, m);
+    let Some(v) = v else {
+        return Ok(RopeScaling::None);
+    };
+    let ty = v
+        .get("rope_type")
+        .or_else(|| v.get("type"))
+        .and_then(Json::as_str)
+        .ok_or_else(|| err("rope_scaling has no rope_type".into()))?;
+    let num = |k: &str| -> ImportResult<f64> {
+        v.get(k)
+            .and_then(Json::as_f64)
+            .filter(|x| x.is_finite() && *x > 0.0)
+            .ok_or_else(|| {
+                err(format!(
+                    "rope_scaling.{k} is missing or not a positive number"
+                ))
+            })
+    };
+    Ok(match ty {
+        "default" => RopeScaling::None,
+        "linear" => RopeScaling::Linear {
+            factor: num("factor")?,
+        },
+        "llama3" => {
+            let s = RopeScaling::Llama3 {
+                factor: num("factor")?,
+                low: num("low_freq_factor")?,
+                high: num("high_freq_factor")?,
+                original: num("original_max_position_embeddings")?,
+            };
+            if let RopeScaling::Llama3 { low, high, .. } = s {
+                if high <= low {
+                    return Err(err(format!(
+                        "rope_scaling.high_freq_factor {high} is not above low_freq_factor {low}"
+                    )));
+                }
+            }
+            s
+        }
+        other => {
+            return Err(err(format!(
+            "rope_scaling type \"{other}\" is not supported (supported: default, linear, llama3)"
+        )))
+        }
+    })
+}
+
+fn parse_quant(path: &Path, v: Option<&Json>) -> ImportResult<Quant> {
+    let err = |m: String| config_err(path, m);
+    let Some(q) = v.filter(|v| !v.is_null()) else {
+        return Ok(Quant::None);
+    };
+    let method = q
+        .get("quant_method")
+        .and_then(Json::as_str)
+        .ok_or_else(|| err("quantization_config has no quant_method".into()))?;
+    let bits = q.get("bits").and_then(Json::as_u64);
+    let group = q.get("group_size").and_then(Json::as_i64);
+    match method {
+        "awq" => {
+            let version = q
+                .get("version")
+                .and_then(Json::as_str)
+                .unwrap_or("gemm")
+                .to_ascii_lowercase();
+            if version != "gemm" {
+                return Err(err(format!(
+                    "quantization_config.version is \"{version}\"; lowbit imports AWQ \"gemm\" only"
+                )));
+            }
+            if bits != Some(4) {
+                return Err(err(format!(
+                    "quantization_config.bits is {bits:?}; AWQ GEMM is 4-bit"
+                )));
+            }
+            if q.get("zero_point").and_then(Json::as_bool) == Some(false) {
+                return Err(err(
+                    "quantization_config.zero_point is false; lowbit imports AWQ with zero points only"
+                        .into(),
+                ));
+            }
+            match group {
+                Some(g) if g > 0 => Ok(Quant::Awq { group: g as usize }),
+                _ => Err(err(format!(
+                    "quantization_config.group_size is {group:?}; AWQ needs a positive group size"
+                ))),
+            }
+        }
+        "gptq" => {
+            let bits = match bits {
+                Some(b @ (4 | 8)) => b as u32,
+                other => {
+                    return Err(err(format!(
+                    "quantization_config.bits is {other:?}; lowbit imports GPTQ with 4 or 8 bits"
+                )))
+                }
+            };
+            let fmt = q
+                .get("checkpoint_format")
+                .and_then(Json::as_str)
+                .unwrap_or("gptq");
+            if fmt != "gptq" {
+                return Err(err(format!(
+                    "quantization_config.checkpoint_format is \"{fmt}\"; lowbit imports \"gptq\" (v1 zero points) only"
+                )));
+            }
+            let group = match group {
+                Some(-1) => None,
+                Some(g) if g > 0 => Some(g as usize),
+                other => {
+                    return Err(err(format!(
+                        "quantization_config.group_size is {other:?}, not a positive size or -1"
+                    )))
+                }
+            };
+            Ok(Quant::Gptq { bits, group })
+        }
+        other => Err(err(format!(
+            "quantization_config.quant_method \"{other}\" is not supported (supported: awq, gptq)"
+        ))),
+    }
+}
+
+/// The RoPE inverse frequencies `[D/2]` in f32, as Hugging Face computes them.
+pub fn inv_freq(cfg: &LlamaConfig) -> Vec<f32> {
+    let d = cfg.head_dim;
+    let base: Vec<f32> = (0..d / 2)
+        .map(|i| {
+            let e = (2 * i) as f32 / d as f32;
+            1.0 / (cfg.rope_theta as f32).powf(e)
+        })
+        .collect();
+    let scaled: Vec<f32> = match cfg.rope_scaling {
+        RopeScaling::None => base,
+        RopeScaling::Linear { factor } => base.iter().map(|f| f / factor as f32).collect(),
+        RopeScaling::Llama3 {
+            factor,
+            low,
+            high,
+            original,
+        } => base
+            .iter()
+            .map(|&f| {
+                let wavelen = 2.0 * std::f64::consts::PI / f as f64;
+                let low_wl = original / low;
+                let high_wl = original / high;
+                if wavelen < high_wl {
+                    f
+                } else if wavelen > low_wl {
+                    (f as f64 / factor) as f32
+                } else {
+                    let smooth = (original / wavelen - low) / (high - low);
+                    ((1.0 - smooth) * f as f64 / factor + smooth * f as f64) as f32
+                }
+            })
+            .collect(),
+    };
+    match &cfg.rope_freq_factors {
+        Some(ff) => scaled
+            .iter()
+            .zip(ff)
+            .map(|(&f, &k)| (f as f64 / k) as f32)
+            .collect(),
+        None => scaled,
+    }
+}
+
+/// How one weight is stored, with the IR names of its parts.
+#[derive(Clone, Debug)]
+pub enum WeightForm {
+    /// A float tensor; linears are `[out, in]`.
+    Float {
+        /// IR (and checkpoint) name.
+        name: String,
+        /// Its stored type.
+        ty: TensorType,
+    },
+    /// AWQ/GPTQ: codes `[in, out]`, scales and zero points `[groups, out]`.
+    Grouped {
+        /// `<qweight>:codes`.
+        codes: (String, TensorType),
+        /// `<scales>` (f16).
+        scales: (String, TensorType),
+        /// `<qzeros>:zero_points`.
+        zeros: (String, TensorType),
+        /// `<g_idx>` when it is not the identity grouping.
+        g_idx: Option<(String, TensorType)>,
+        /// Input rows per group.
+        group: usize,
+    },
+}
+
+/// A derived tensor's recipe.
+#[derive(Clone, Debug)]
+enum Derived {
+    /// AWQ/GPTQ codes or zero points unpacked by the registry; zero points get the format's
+    /// offset (mod 2^bits).
+    Unpacked {
+        key: String,
+        format: &'static Format,
+        array: Array,
+        rows: usize,
+        cols: usize,
+        elem: Elem,
+    },
+}
+
+/// Where the weights of an imported model come from.
+#[derive(Debug)]
+pub enum Source {
+    /// A safetensors checkpoint.
+    Safetensors(WeightStore),
+}
+
+/// The weights an imported model's `graph.weight` ops name: checkpoint tensors as they are,
+/// and tensors derived from them by a relayout (unpacked codes and zero points, GGUF block
+/// fields).
+#[derive(Debug)]
+pub struct ModelWeights {
+    /// The checkpoint.
+    pub source: Source,
+    derived: BTreeMap<String, Derived>,
+}
+
+impl ModelWeights {
+    /// Whether some weight is not a plain checkpoint tensor.
+    pub fn has_derived(&self) -> bool {
+        !self.derived.is_empty()
+    }
+
+    /// The files the weights come from.
+    pub fn files(&self) -> Vec<PathBuf> {
+        match &self.source {
+            Source::Safetensors(s) => s.files().iter().map(|f| f.path().to_path_buf()).collect(),
+        }
+    }
+
+    /// The tensor the IR calls `name`.
+    pub fn tensor(&self, name: &str) -> ImportResult<Tensor> {
+        match (self.derived.get(name), &self.source) {
+            (
+                Some(Derived::Unpacked {
+                    key,
+                    format,
+                    array,
+                    rows,
+                    cols,
+                    elem,
+                }),
+                Source::Safetensors(store),
+            ) => {
+                let e = store.entry(key).ok_or_else(|| ImportError::Weight {
+                    name: key.clone(),
+                    message: "is not in the checkpoint".into(),
+                })?;
+                let file = store
+                    .files()
+                    .iter()
+                    .find(|f| f.entries().get(key) == Some(e))
+                    .expect("the store's entries come from its files");
+                let raw = format
+                    .unpack_matrix(*array, *rows, *cols, file.bytes(e))
+                    .map_err(|m| ImportError::Weight {
+                        name: key.clone(),
+                        message: m.to_string(),
+                    })?;
+                let bits = if *elem == Elem::UI8 { 8 } else { 4 };
+                let offset = match (array, format.zero) {
+                    (Array::Zeros, Zero::Tensor { offset, .. }) => offset,
+                    _ => 0,
+                };
+                let data = raw
+                    .iter()
+                    .map(|&r| (i64::from(r) + offset).rem_euclid(1 << bits) as f64)
+                    .collect();
+                Ok(Tensor::new(
+                    TensorType::new([*rows as i64, *cols as i64], *elem),
+                    data,
+                ))
+            }
+            (None, Source::Safetensors(store)) => store.tensor(name),
+        }
+    }
+
+    /// Loads every weight `f` refers to through `graph.weight`.
+    pub fn weights_for(&self, f: &Func) -> ImportResult<Weights> {
+        let mut out = Weights::new();
+        for &op in &f.body {
+            let d = &f.ops[op];
+            if d.opcode != Opcode::Graph(graph::Op::Weight) {
+                continue;
+            }
+            if let Some(name) = d.attrs.str("name") {
+                if !out.contains_key(name) {
+                    out.insert(name.to_string(), self.tensor(name)?);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// An imported Llama-family model.
+#[derive(Debug)]
+pub struct LlamaImport {
+    /// One function, named after the entry.
+    pub module: Module,
+    /// Hugging Face names of the parameters, in order.
+    pub inputs: Vec<String>,
+    /// Hugging Face names of the results, in order.
+    pub outputs: Vec<String>,
+    /// The weights the function names.
+    pub weights: ModelWeights,
+    /// The configuration it was built from.
+    pub config: LlamaConfig,
+    /// Each logical weight (by Hugging Face name without `.weight`) and its form.
+    pub forms: BTreeMap<String, WeightForm>,
+}
+
+impl LlamaImport {
+    /// A function `@dequantize() -> f32` returning the weight `module` (a Hugging Face name
+    /// such as `model.layers.0.self_attn.q_proj`) as the model's IR computes it: `[in, out]`
+    /// for AWQ/GPTQ, `[rows, cols]` otherwise.
+    pub fn dequantize_func(&self, module: &str) -> ImportResult<Func> {
+        let form = self.forms.get(module).ok_or_else(|| ImportError::Weight {
+            name: module.to_string(),
+            message: "is not a weight of this model".into(),
+        })?;
+        let mut b = Builder::new(Func::new("dequantize", &[]));
+        let w = b.materialize(form, module);
+        b.f.rets = vec![w];
+        Ok(b.f)
+    }
+}
+
+/// Imports a Llama-family checkpoint directory.
+pub fn import_llama_dir(
+    dir: impl AsRef<Path>,
+    entry: Entry,
+    dims: LlamaDims,
+) -> ImportResult<LlamaImport> {
+    let dir = dir.as_ref();
+    let config_path = dir.join("config.json");
+    let text =
+        std::fs::read_to_string(&config_path).map_err(|e| ImportError::io(&config_path, &e))?;
+    let j: Json = serde_json::from_str(&text)
+        .map_err(|e| config_err(&config_path, format!("is not valid JSON ({e})")))?;
+    let cfg = LlamaConfig::from_hf(&config_path, &j)?;
+    let store = WeightStore::open(dir)?;
+    let mut set = SafetensorsSet {
+        store: &store,
+        quant: cfg.quant,
+        derived: BTreeMap::new(),
+    };
+    let (module, inputs, outputs, forms) = build(
+        &cfg,
+        &mut set,
+        entry,
+        dims,
+        &dir.display().to_string(),
+        &config_path,
+    )?;
+    let derived = set.derived;
+    Ok(LlamaImport {
+        module,
+        inputs,
+        outputs,
+        weights: ModelWeights {
+            source: Source::Safetensors(store),
+            derived,
+        },
+        config: cfg,
+        forms,
+    })
+}
+
+/// The weights of a safetensors checkpoint, under Hugging Face names.
+struct SafetensorsSet<'a> {
+    store: &'a WeightStore,
+    quant: Quant,
+    derived: BTreeMap<String, Derived>,
+}
+
+fn weight_err(name: &str, message: String) -> ImportError {
+    ImportError::Weight {
+        name: name.to_string(),
+        message,
+    }
+}
+
+impl SafetensorsSet<'_> {
+    fn entry(&self, name: &str) -> ImportResult<&super::Entry> {
+        self.store
+            .entry(name)
+            .ok_or_else(|| weight_err(name, "is not in the checkpoint".into()))
+    }
+
+    fn float(&self, name: &str, shape: &[usize]) -> ImportResult<WeightForm> {
+        let e = self.entry(name)?;
+        if e.shape != shape {
+            return Err(weight_err(
+                name,
+                format!("has shape {:?}, expected {shape:?}", e.shape),
+            ));
+        }
+        if !matches!(e.dtype, Dtype::F32 | Dtype::F16 | Dtype::BF16 | Dtype::F64) {
+            return Err(weight_err(
+                name,
+                format!("has dtype {:?}, expected a float type", e.dtype),
+            ));
+        }
+        Ok(WeightForm::Float {
+            name: name.to_string(),
+            ty: e.tensor_type(),
+        })
+    }
+
+    fn check(&self, name: &str, dtype: Dtype, shape: &[usize]) -> ImportResult<()> {
+        let e = self.entry(name)?;
+        if e.dtype != dtype || e.shape != shape {
+            return Err(weight_err(
+                name,
+                format!(
+                    "is {:?} {:?}, expected {dtype:?} {shape:?} for {}",
+                    e.dtype,
+                    e.shape,
+                    match self.quant {
+                        Quant::Awq { .. } => "AWQ GEMM",
+                        _ => "GPTQ",
+                    }
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// An AWQ/GPTQ linear `module` with `[out, in]` = `shape`.
+    fn grouped(&mut self, module: &str, shape: &[usize]) -> ImportResult<WeightForm> {
+        let format = self.quant.format().expect("quantized");
+        let (n_out, n_in) = (shape[0], shape[1]);
+        let (bits, group) = match self.quant {
+            Quant::Awq { group } => (4usize, group),
+            Quant::Gptq { bits, group } => (bits as usize, group.unwrap_or(n_in)),
+            Quant::None => unreachable!("grouped is for quantized checkpoints"),
+        };
+        let per_word = 32 / bits;
+        let groups = n_in.div_ceil(group);
+        let qw = format!("{module}.qweight");
+        let qz = format!("{module}.qzeros");
+        let sc = format!("{module}.scales");
+        let is_awq = matches!(self.quant, Quant::Awq { .. });
+        let divisible = if is_awq {
+            n_out % per_word == 0 && n_in % group == 0
+        } else {
+            n_in % per_word == 0 && n_out % per_word == 0
+        };
+        if !divisible {
+            return Err(weight_err(
+                &qw,
+                format!(
+                    "a [{n_out}, {n_in}] linear cannot be packed {per_word} values per int32 with group size {group}"
+                ),
+            ));
+        }
+        let qw_shape = if is_awq {
+            [n_in, n_out / per_word]
+        } else {
+            [n_in / per_word, n_out]
+        };
+        self.check(&qw, Dtype::I32, &qw_shape)?;
+        self.check(&qz, Dtype::I32, &[groups, n_out / per_word])?;
+        self.check(&sc, Dtype::F16, &[groups, n_out])?;
+        let elem = if bits == 8 { Elem::UI8 } else { Elem::UI4 };
+        let codes = format!("{qw}:codes");
+        let zeros = format!("{qz}:zero_points");
+        self.derived.insert(
+            codes.clone(),
+            Derived::Unpacked {
+                key: qw,
+                format,
+                array: Array::Data,
+                rows: n_in,
+                cols: n_out,
+                elem,
+            },
+        );
+        self.derived.insert(
+            zeros.clone(),
+            Derived::Unpacked {
+                key: qz,
+                format,
+                array: Array::Zeros,
+                rows: groups,
+                cols: n_out,
+                elem,
+            },
+        );
+        let gi = format!("{module}.g_idx");
+        let g_idx = match self.store.entry(&gi) {
+            Some(_) if is_awq => None,
+            None => None,
+            Some(_) => {
+                self.check(&gi, Dtype::I32, &[n_in])?;
+                let t = self.store.tensor(&gi)?;
+                let identity = t
+                    .data
+                    .iter()
+                    .enumerate()
+                    .all(|(i, &g)| g == (i / group) as f64);
+                if let Some((i, &g)) = t
+                    .data
+                    .iter()
+                    .enumerate()
+                    .find(|(_, &g)| !(g >= 0.0 && g < groups as f64))
+                {
+                    return Err(weight_err(
+                        &gi,
+                        format!("entry {i} is {g}, outside the {groups} groups"),
+                    ));
+                }
+                (!identity).then(|| (gi, TensorType::new([n_in as i64], Elem::I32)))
+            }
+        };
+        let gshape = [groups as i64, n_out as i64];
+        Ok(WeightForm::Grouped {
+            codes: (codes, TensorType::new([n_in as i64, n_out as i64], elem)),
+            scales: (sc, TensorType::new(gshape, Elem::F16)),
+            zeros: (zeros, TensorType::new(gshape, elem)),
+            g_idx,
+            group,
+        })
+    }
+}
+
+/// Decoder linears that quantized checkpoints store low-bit.
+fn is_decoder_linear(module: &str) -> bool {
+    module.starts_with("model.layers.")
+        && (module.contains(".self_attn.") || module.contains(".mlp."))
+        && !module.ends_with("norm")
+}
+
+/// The weights a builder reads, under Hugging Face module names; records the derived
+/// tensors it hands out.
+pub(crate) trait Weighing {
+    /// The form of weight `module` with logical shape `shape`; `linear` says it is a
+    /// decoder linear (which a quantized checkpoint may store low-bit).
+    fn weigh(&mut self, module: &str, shape: &[usize], linear: bool) -> ImportResult<WeightForm>;
+    /// Whether the checkpoint has the weight `module`.
+    fn present(&self, module: &str) -> bool;
+    /// The form of the bias `[n]` of `module`.
+    fn bias(&mut self, module: &str, n: usize) -> ImportResult<WeightForm>;
+    /// Where a weight of `module` came from, for locations.
+    fn loc(&self, module: &str) -> String;
+}
+
+impl Weighing for SafetensorsSet<'_> {
+    fn weigh(&mut self, module: &str, shape: &[usize], linear: bool) -> ImportResult<WeightForm> {
+        let quantized = linear
+            && self.quant != Quant::None
+            && is_decoder_linear(module)
+            && self.store.entry(&format!("{module}.qweight")).is_some();
+        if quantized {
+            self.grouped(module, shape)
+        } else {
+            self.float(&format!("{module}.weight"), shape)
+        }
+    }
+
+    fn present(&self, module: &str) -> bool {
+        self.store.entry(&format!("{module}.weight")).is_some()
+            || self.store.entry(&format!("{module}.qweight")).is_some()
+    }
+
+    fn bias(&mut self, module: &str, n: usize) -> ImportResult<WeightForm> {
+        self.float(&format!("{module}.bias"), &[n])
+    }
+
+    fn loc(&self, module: &str) -> String {
+        module.to_string()
+    }
+}
+
+/// The function signature's names, and the weight forms, built by [`build`].
+pub(crate) type Built = (
+    Module,
+    Vec<String>,
+    Vec<String>,
+    BTreeMap<String, WeightForm>,
+);
+
+/// Builds the function for `entry` over the weights `w`.
+pub(crate) fn build(
+    cfg: &LlamaConfig,
+    w: &mut dyn Weighing,
+    entry: Entry,
+    dims: LlamaDims,
+    origin: &str,
+    config_path: &Path,
+) -> ImportResult<Built> {
+    let err = |m: String| config_err(config_path, m);
+    if dims.batch == 0 || dims.sequence == 0 {
+        return Err(err("batch and sequence must be at least 1".into()));
+    }
+    let past = match entry {
+        Entry::Prefill if dims.past != 0 => {
+            return Err(err(format!(
+                "past={} applies to the decode entry only",
+                dims.past
+            )))
+        }
+        Entry::Prefill => 0,
+        Entry::Decode if dims.past == 0 => {
+            return Err(err(
+                "the decode entry needs a cache: set past=T with T >= 1".into(),
+            ))
+        }
+        Entry::Decode => dims.past,
+    };
+    let total = past + dims.sequence;
+    if total > cfg.max_positions {
+        return Err(err(format!(
+            "past + sequence = {total} exceeds max_position_embeddings {}",
+            cfg.max_positions
+        )));
+    }
+    if let Some(win) = cfg.sliding_window {
+        if total > win {
+            return Err(err(format!(
+                "sliding_window {win} is shorter than past + sequence = {total}, which lowbit cannot import (the window would change attention)"
+            )));
+        }
+    }
+    let (b, s, t) = (dims.batch as i64, dims.sequence as i64, total as i64);
+    let (hkv, d) = (cfg.kv_heads as i64, cfg.head_dim as i64);
+    let ids = TensorType::new([b, s], Elem::I64);
+    let mut params = vec![ids, TensorType::new([b, t], Elem::I64)];
+    let mut inputs = vec!["input_ids".to_string(), "attention_mask".to_string()];
+    if entry == Entry::Decode {
+        for l in 0..cfg.layers {
+            for kv in ["key", "value"] {
+                params.push(TensorType::new([b, hkv, past as i64, d], Elem::F32));
+                inputs.push(format!("past_key_values.{l}.{kv}"));
+            }
+        }
+    }
+    let mut bld = Builder::new(Func::new(entry.name(), &params));
+    bld.f.loc = Loc::name(origin.to_string());
+    let mut forms = BTreeMap::new();
+    let mut lw = LayerWeights {
+        w,
+        forms: &mut forms,
+    };
+    let ids = bld.f.params[0];
+    let mask = bld.f.params[1];
+    let h = cfg.hidden;
+    let embed_form = lw.get("model.embed_tokens", &[cfg.vocab, h], false)?;
+    let table = bld.materialize(&embed_form, &lw.w.loc("model.embed_tokens"));
+    let mut x = bld.op(
+        graph::Op::Gather,
+        vec![table, ids],
+        Attrs::new().with("axis", Attr::Int(0)),
+        TensorType::new([b, s, h as i64], Elem::F32),
+        &lw.w.loc("model.embed_tokens"),
+    );
+    let add_mask = bld.op(
+        graph::Op::PaddingMask,
+        vec![mask],
+        Attrs::new(),
+        TensorType::new([b, 1, 1, t], Elem::F32),
+        "attention_mask",
+    );
+    let (cos, sin) = bld.rope_tables(cfg, past, dims.sequence);
+    let mut rets = vec![];
+    let mut presents = vec![];
+    for l in 0..cfg.layers {
+        let cache =
+            (entry == Entry::Decode).then(|| (bld.f.params[2 + 2 * l], bld.f.params[3 + 2 * l]));
+        let (y, k, v) = bld.layer(cfg, &mut lw, dims, l, x, add_mask, (cos, sin), cache)?;
+        x = y;
+        presents.push(k);
+        presents.push(v);
+    }
+    let norm = lw.get("model.norm", &[h], false)?;
+    let g = bld.materialize(&norm, &lw.w.loc("model.norm"));
+    x = bld.rms_norm(x, g, cfg.eps, &lw.w.loc("model.norm"));
+    let head = if lw.w.present("lm_head") {
+        "lm_head"
+    } else if cfg.tie_embeddings {
+        "model.embed_tokens"
+    } else {
+        return Err(ImportError::Weight {
+            name: "lm_head.weight".into(),
+            message: "is not in the checkpoint and tie_word_embeddings is false".into(),
+        });
+    };
+    let logits = if head == "model.embed_tokens" {
+        bld.op(
+            graph::Op::Linear,
+            vec![x, table],
+            Attrs::new(),
+            TensorType::new([b, s, cfg.vocab as i64], Elem::F32),
+            "lm_head",
+        )
+    } else {
+        bld.linear(&mut lw, "lm_head", x, h, cfg.vocab, false, false)?
+    };
+    rets.push(logits);
+    let mut outputs = vec!["logits".to_string()];
+    for l in 0..cfg.layers {
+        outputs.push(format!("present.{l}.key"));
+        outputs.push(format!("present.{l}.value"));
+    }
+    rets.extend(presents);
+    bld.f.rets = rets;
+    Ok((Module { funcs: vec![bld.f] }, inputs, outputs, forms))
+}
+
+/// A [`Weighing`] that records every form it hands out.
+struct LayerWeights<'a, 'w> {
+    w: &'a mut (dyn Weighing + 'w),
+    forms: &'a mut BTreeMap<String, WeightForm>,
+}
+
+impl LayerWeights<'_, '_> {
+    fn get(&mut self, module: &str, shape: &[usize], linear: bool) -> ImportResult<WeightForm> {
+        let f = self.w.weigh(module, shape, linear)?;
+        self.forms.insert(module.to_string(), f.clone());
+        Ok(f)
+    }
+}
+
+fn f32_attr(v: f64) -> Attr {
+    Attr::Float(f64::from(v as f32), Elem::F32)
+}
+
+/// Appends ops to the function being built.
+struct Builder {
+    f: Func,
+}
+
+impl Builder {
+    fn new(f: Func) -> Builder {
+        Builder { f }
+    }
+
+    fn op(
+        &mut self,
+        op: graph::Op,
+        args: Vec<Value>,
+        attrs: Attrs,
+        ty: TensorType,
+        loc: &str,
+    ) -> Value {
+        let o = self
+            .f
+            .append_op(Opcode::Graph(op), args, attrs, vec![ty], Loc::name(loc));
+        self.f.result(o)
+    }
+
+    fn ty(&self, v: Value) -> TensorType {
+        self.f.ty(v).clone()
+    }
+
+    fn weight(&mut self, name: &str, ty: &TensorType) -> Value {
+        let attrs = Attrs::new().with("name", Attr::Str(name.to_string()));
+        self.op(graph::Op::Weight, vec![], attrs, ty.clone(), name)
+    }
+
+    fn cast(&mut self, v: Value, elem: Elem, loc: &str) -> Value {
+        let ty = self.ty(v);
+        if ty.elem == elem {
+            return v;
+        }
+        self.op(
+            graph::Op::Cast,
+            vec![v],
+            Attrs::new(),
+            ty.with_elem(elem),
+            loc,
+        )
+    }
+
+    fn binary(&mut self, op: graph::Op, a: Value, b: Value, shape: &[i64], loc: &str) -> Value {
+        self.op(
+            op,
+            vec![a, b],
+            Attrs::new(),
+            TensorType::new(shape.to_vec(), Elem::F32),
+            loc,
+        )
+    }
+
+    fn dequantize(
+        &mut self,
+        q: Value,
+        s: Value,
+        z: Option<Value>,
+        axis: i64,
+        block: usize,
+        loc: &str,
+    ) -> Value {
+        let ty = self.ty(q).with_elem(Elem::F32);
+        let mut args = vec![q, s];
+        args.extend(z);
+        let attrs = Attrs::new()
+            .with("axis", Attr::Int(axis))
+            .with("block_size", Attr::Int(block as i64));
+        let o = self.f.append_op(
+            Opcode::Lowbit(lowbit::Op::Dequantize),
+            args,
+            attrs,
+            vec![ty],
+            Loc::name(loc),
+        );
+        self.f.result(o)
+    }
+
+    /// The weight as f32: `[in, out]` for [`WeightForm::Grouped`], the stored shape otherwise.
+    fn materialize(&mut self, form: &WeightForm, loc: &str) -> Value {
+        match form {
+            WeightForm::Float { name, ty } => {
+                let w = self.weight(name, ty);
+                self.cast(w, Elem::F32, name)
+            }
+            WeightForm::Grouped {
+                codes,
+                scales,
+                zeros,
+                g_idx,
+                group,
+            } => {
+                let q = self.weight(&codes.0, &codes.1);
+                let mut s = self.weight(&scales.0, &scales.1);
+                let mut z = self.weight(&zeros.0, &zeros.1);
+                let mut block = *group;
+                if let Some((gi_name, gi_ty)) = g_idx {
+                    let gi = self.weight(gi_name, gi_ty);
+                    let gather = Attrs::new().with("axis", Attr::Int(0));
+                    let sty = codes.1.with_elem(Elem::F16);
+                    s = self.op(graph::Op::Gather, vec![s, gi], gather.clone(), sty, loc);
+                    z = self.op(graph::Op::Gather, vec![z, gi], gather, codes.1.clone(), loc);
+                    block = 1;
+                }
+                self.dequantize(q, s, Some(z), 0, block, loc)
+            }
+        }
+    }
+
+    /// `x · Wᵀ (+ bias)` for the linear `module` with `n_in` → `n_out`.
+    #[allow(clippy::too_many_arguments)]
+    fn linear(
+        &mut self,
+        lw: &mut LayerWeights<'_, '_>,
+        module: &str,
+        x: Value,
+        n_in: usize,
+        n_out: usize,
+        bias: bool,
+        quantizable: bool,
+    ) -> ImportResult<Value> {
+        let form = lw.get(module, &[n_out, n_in], quantizable)?;
+        let loc = lw.w.loc(module);
+        let w = self.materialize(&form, &loc);
+        let bias = if bias {
+            let bform = lw.w.bias(module, n_out)?;
+            Some(self.materialize(&bform, &loc))
+        } else {
+            None
+        };
+        let mut shape = self.ty(x).shape;
+        *shape.last_mut().expect("rank >= 1") = n_out as i64;
+        let out = TensorType::new(shape.clone(), Elem::F32);
+        Ok(match form {
+            WeightForm::Grouped { .. } => {
+                let y = self.op(graph::Op::MatMul, vec![x, w], Attrs::new(), out, &loc);
+                match bias {
+                    Some(bv) => self.binary(graph::Op::Add, y, bv, &shape, &loc),
+                    None => y,
+                }
+            }
+            _ => {
+                let mut args = vec![x, w];
+                args.extend(bias);
+                self.op(graph::Op::Linear, args, Attrs::new(), out, &loc)
+            }
+        })
+    }
+
+    fn rms_norm(&mut self, x: Value, g: Value, eps: f64, loc: &str) -> Value {
+        let ty = self.ty(x);
+        let attrs = Attrs::new()
+            .with("axis", Attr::Int(-1))
+            .with("epsilon", f32_attr(eps));
+        self.op(graph::Op::RmsNorm, vec![x, g], attrs, ty, loc)
+    }
+
+    /// `cos`/`sin` constants `[S, D/2]` for positions `past..past+S`, in f32 as Hugging
+    /// Face computes them (`freqs = pos · inv_freq` in f32, then cos and sin).
+    fn rope_tables(&mut self, cfg: &LlamaConfig, past: usize, s: usize) -> (Value, Value) {
+        let inv = inv_freq(cfg);
+        let half = inv.len();
+        let mut cos = Vec::with_capacity(s * half);
+        let mut sin = Vec::with_capacity(s * half);
+        for p in past..past + s {
+            for &f in &inv {
+                let a = p as f32 * f;
+                cos.push(f64::from(a.cos()));
+                sin.push(f64::from(a.sin()));
+            }
+        }
+        let ty = TensorType::new([s as i64, half as i64], Elem::F32);
+        let mut constant = |values: Vec<f64>, loc: &str| {
+            let dense = DenseAttr {
+                ty: ty.clone(),
+                values: Some(values),
+            };
+            self.op(
+                graph::Op::Constant,
+                vec![],
+                Attrs::new().with("value", Attr::Dense(dense)),
+                ty.clone(),
+                loc,
+            )
+        };
+        (
+            constant(cos, "rotary_emb.cos"),
+            constant(sin, "rotary_emb.sin"),
+        )
+    }
+
+    /// `[B,S,n·D]` → `[B,n,S,D]`.
+    fn split_heads(&mut self, x: Value, b: i64, s: i64, n: i64, d: i64, loc: &str) -> Value {
+        let r = self.op(
+            graph::Op::Reshape,
+            vec![x],
+            Attrs::new(),
+            TensorType::new([b, s, n, d], Elem::F32),
+            loc,
+        );
+        let perm = Attrs::new().with("perm", Attr::Ints(vec![0, 2, 1, 3]));
+        self.op(
+            graph::Op::Transpose,
+            vec![r],
+            perm,
+            TensorType::new([b, n, s, d], Elem::F32),
+            loc,
+        )
+    }
+
+    fn rope(&mut self, x: Value, cos: Value, sin: Value, loc: &str) -> Value {
+        let ty = self.ty(x);
+        let attrs = Attrs::new().with("interleaved", Attr::Bool(false));
+        self.op(graph::Op::Rope, vec![x, cos, sin], attrs, ty, loc)
+    }
+
+    /// One decoder layer; returns the output and the layer's present key and value.
+    #[allow(clippy::too_many_arguments)]
+    fn layer(
+        &mut self,
+        cfg: &LlamaConfig,
+        lw: &mut LayerWeights<'_, '_>,
+        dims: LlamaDims,
+        l: usize,
+        x: Value,
+        mask: Value,
+        (cos, sin): (Value, Value),
+        cache: Option<(Value, Value)>,
+    ) -> ImportResult<(Value, Value, Value)> {
+        let h = cfg.hidden;
+        let (nh, nkv, d) = (cfg.heads, cfg.kv_heads, cfg.head_dim);
+        let (b, s) = (dims.batch as i64, dims.sequence as i64);
+        let m = format!("model.layers.{l}");
+        let ln = lw.get(&format!("{m}.input_layernorm"), &[h], false)?;
+        let loc = lw.w.loc(&format!("{m}.input_layernorm"));
+        let g = self.materialize(&ln, &loc);
+        let a = self.rms_norm(x, g, cfg.eps, &loc);
+        let attn = format!("{m}.self_attn");
+        let q = self.linear(
+            lw,
+            &format!("{attn}.q_proj"),
+            a,
+            h,
+            nh * d,
+            cfg.qkv_bias,
+            true,
+        )?;
+        let k = self.linear(
+            lw,
+            &format!("{attn}.k_proj"),
+            a,
+            h,
+            nkv * d,
+            cfg.qkv_bias,
+            true,
+        )?;
+        let v = self.linear(
+            lw,
+            &format!("{attn}.v_proj"),
+            a,
+            h,
+            nkv * d,
+            cfg.qkv_bias,
+            true,
+        )?;
+        let q = self.split_heads(q, b, s, nh as i64, d as i64, &attn);
+        let k = self.split_heads(k, b, s, nkv as i64, d as i64, &attn);
+        let v = self.split_heads(v, b, s, nkv as i64, d as i64, &attn);
+        let q = self.rope(q, cos, sin, &attn);
+        let k = self.rope(k, cos, sin, &attn);
+        let (k, v) = match cache {
+            None => (k, v),
+            Some((pk, pv)) => {
+                let t = self.ty(pk).shape[2] + s;
+                let ty = TensorType::new([b, nkv as i64, t, d as i64], Elem::F32);
+                let cat = Attrs::new().with("axis", Attr::Int(2));
+                let k = self.op(
+                    graph::Op::Concat,
+                    vec![pk, k],
+                    cat.clone(),
+                    ty.clone(),
+                    &attn,
+                );
+                let v = self.op(graph::Op::Concat, vec![pv, v], cat, ty, &attn);
+                (k, v)
+            }
+        };
+        let attrs = Attrs::new()
+            .with("scale", f32_attr(1.0 / (d as f64).sqrt()))
+            .with("causal", Attr::Bool(true));
+        let o = self.f.append_op(
+            Opcode::Attn(attn::Op::Sdpa),
+            vec![q, k, v, mask],
+            attrs,
+            vec![TensorType::new([b, nh as i64, s, d as i64], Elem::F32)],
+            Loc::name(attn.clone()),
+        );
+        let o = self.f.result(o);
+        let perm = Attrs::new().with("perm", Attr::Ints(vec![0, 2, 1, 3]));
+        let o = self.op(
+            graph::Op::Transpose,
+            vec![o],
+            perm,
+            TensorType::new([b, s, nh as i64, d as i64], Elem::F32),
+            &attn,
+        );
+        let o = self.op(
+            graph::Op::Reshape,
+            vec![o],
+            Attrs::new(),
+            TensorType::new([b, s, (nh * d) as i64], Elem::F32),
+            &attn,
+        );
+        let o = self.linear(
+            lw,
+            &format!("{attn}.o_proj"),
+            o,
+            nh * d,
+            h,
+            cfg.o_bias,
+            true,
+        )?;
+        let hs = [b, s, h as i64];
+        let x = self.binary(graph::Op::Add, x, o, &hs, &attn);
+        let ln = lw.get(&format!("{m}.post_attention_layernorm"), &[h], false)?;
+        let loc = lw.w.loc(&format!("{m}.post_attention_layernorm"));
+        let g = self.materialize(&ln, &loc);
+        let a = self.rms_norm(x, g, cfg.eps, &loc);
+        let mlp = format!("{m}.mlp");
+        let i = cfg.intermediate;
+        let gate = self.linear(lw, &format!("{mlp}.gate_proj"), a, h, i, cfg.mlp_bias, true)?;
+        let up = self.linear(lw, &format!("{mlp}.up_proj"), a, h, i, cfg.mlp_bias, true)?;
+        let is = [b, s, i as i64];
+        let act = self.op(
+            graph::Op::Silu,
+            vec![gate],
+            Attrs::new(),
+            TensorType::new(is, Elem::F32),
+            &mlp,
+        );
+        let prod = self.binary(graph::Op::Mul, act, up, &is, &mlp);
+        let down = self.linear(
+            lw,
+            &format!("{mlp}.down_proj"),
+            prod,
+            i,
+            h,
+            cfg.mlp_bias,
+            true,
+        )?;
+        let y = self.binary(graph::Op::Add, x, down, &hs, &mlp);
+        Ok((y, k, v))
+    }
+}
