@@ -26,12 +26,14 @@ pub mod canonicalize;
 pub mod cse;
 pub mod dce;
 pub mod egg;
+pub mod fold_rotations;
 pub mod fuse_attention;
 pub mod fuse_qdq;
 pub mod lower_to_kernel;
 pub mod manager;
 pub mod pass;
 pub mod pipeline;
+pub mod rotate;
 pub mod sparsify_attention;
 #[cfg(test)]
 mod testing;
@@ -81,9 +83,11 @@ macro_rules! passes {
 use canonicalize::Canonicalize;
 use cse::Cse;
 use dce::Dce;
+use fold_rotations::FoldRotations;
 use fuse_attention::FuseAttention;
 use fuse_qdq::FuseQdq;
 use lower_to_kernel::LowerToKernel;
+use rotate::Rotate;
 use sparsify_attention::SparsifyAttention;
 
 passes! {
@@ -92,7 +96,9 @@ passes! {
     "dce"             => Dce,           "remove pure ops whose results are unused";
     "fuse-attention"  => FuseAttention, "fuse matmul-scale-mask-softmax-matmul chains (heads, GQA repeats) into attn.sdpa (EXACT-R)";
     "fuse-qdq"        => FuseQdq,       "fold quantize/dequantize chains into lowbit.qmatmul, drop exact Q∘DQ round trips, fold scales (e-graph, exact rules)";
+    "fold-rotations"  => FoldRotations, "fold rot.rotate/rot.hadamard into adjacent linear weights (orthogonality checked), keep the rest online (EXACT-R)";
     "lower-to-kernel" => LowerToKernel, "lower linear/matmul (+activation), sdpa and add+layer_norm to kernel ops";
+    "rotate"          => Rotate,        "QuaRot/SpinQuant rotations as exact pairs: norm gains folded, residual stream, V/O per head, online Hadamard before down_proj and on Q/K after RoPE (EXACT-R)";
     "sparsify-attention" => SparsifyAttention, "sdpa -> block_sparse_sdpa with a run-time block mask from pooled Q/K estimates (APPROX)";
 }
 
