@@ -33,7 +33,9 @@ pub mod lower_to_kernel;
 pub mod manager;
 pub mod pass;
 pub mod pipeline;
+pub mod quantize_attention;
 pub mod rotate;
+pub mod smooth_attention;
 pub mod sparsify_attention;
 #[cfg(test)]
 mod testing;
@@ -87,7 +89,9 @@ use fold_rotations::FoldRotations;
 use fuse_attention::FuseAttention;
 use fuse_qdq::FuseQdq;
 use lower_to_kernel::LowerToKernel;
+use quantize_attention::QuantizeAttention;
 use rotate::Rotate;
+use smooth_attention::SmoothAttention;
 use sparsify_attention::SparsifyAttention;
 
 passes! {
@@ -99,6 +103,8 @@ passes! {
     "fold-rotations"  => FoldRotations, "fold rot.rotate/rot.hadamard into adjacent linear weights (orthogonality checked), keep the rest online (EXACT-R)";
     "lower-to-kernel" => LowerToKernel, "lower linear/matmul (+activation), sdpa and add+layer_norm to kernel ops";
     "rotate"          => Rotate,        "QuaRot/SpinQuant rotations as exact pairs: norm gains folded, residual stream, V/O per head, online Hadamard before down_proj and on Q/K after RoPE (EXACT-R)";
+    "quantize-attention" => QuantizeAttention, "attn.sdpa -> SageAttention-style attn.quantized_sdpa with a given recipe, or the cheapest meeting a cosine budget on calibration inputs (APPROX)";
+    "smooth-attention" => SmoothAttention, "exact SageAttention smoothing before attn.sdpa: K minus its token mean (R1), Q minus its block mean with the ΔS score correction (R2) (EXACT-R)";
     "sparsify-attention" => SparsifyAttention, "sdpa -> block_sparse_sdpa with a run-time block mask from pooled Q/K estimates (APPROX)";
 }
 
