@@ -444,6 +444,8 @@ fn map_node(im: &mut Importer, n: &N<'_>) -> OnnxResult<Vec<Val>> {
             vec![n.emit1(im, g(G::Select), &[x, f, t], Attrs::new())?]
         }
         "GatherND" => vec![gather_nd(im, n)?],
+        // ONNX Runtime registers this contrib op in the default domain.
+        "SimplifiedLayerNormalization" => super::msft::simplified_norm(im, n)?,
         "IsNaN" if im.assume_no_nan => {
             let x = n.req(im, 0)?;
             let ty = im.ty(&x).with_elem(Elem::I1);

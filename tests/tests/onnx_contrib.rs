@@ -1,0 +1,241 @@
+//! The importer's `com.microsoft` (ONNX Runtime contrib) ops against ONNX Runtime, and the
+//! external-data refusals.
+//!
+//! `scripts/ort_contrib_cases.py` builds one tiny model per op and attribute variant with
+//! seeded random inputs and records ONNX Runtime's CPU outputs (once per test run). Each
+//! case goes through `lowbit run`; every output must match: max |lowbit - ort| ≤
+//! 1e-4 · max |ort|. A missing Python package fails the tests with a message naming
+//! `scripts/setup.sh`.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use lowbit_compiler::cli::main_with_args;
+use lowbit_runtime::read_tensors;
+
+/// The directory the case script wrote (once per test binary).
+fn cases() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("a temporary directory").keep();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/ort_contrib_cases.py");
+        let out = Command::new("python3")
+            .arg(&script)
+            .arg(&dir)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run python3 ({e}); run scripts/setup.sh"));
+        assert!(
+            out.status.success(),
+            "{} failed: {}; run scripts/setup.sh to install onnx and onnxruntime",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        dir
+    })
+}
+
+/// Runs `lowbit ARGS`; returns (exit code, stdout, stderr).
+fn lowbit(args: &[&str]) -> (i32, String, String) {
+    let mut argv = vec!["lowbit".to_string()];
+    argv.extend(args.iter().map(|s| s.to_string()));
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = main_with_args(&argv, &mut out, &mut err);
+    (
+        code,
+        String::from_utf8_lossy(&out).into_owned(),
+        String::from_utf8_lossy(&err).into_owned(),
+    )
+}
+
+/// Imports and interprets case `name`; every output must be within 1e-4 · max |ref| of
+/// ONNX Runtime's. Returns the worst ratio `max diff / max |ref|`.
+fn check(name: &str) -> f32 {
+    let dir = cases().join(name);
+    let model = dir.join("model.onnx");
+    let out = tempfile::tempdir().unwrap();
+    let got = out.path().join("got.npz");
+    let (code, _, err) = lowbit(&[
+        "run",
+        model.to_str().unwrap(),
+        "--input",
+        dir.join("inputs.npz").to_str().unwrap(),
+        "--output",
+        got.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "lowbit run {name} failed: {err}");
+    let want = read_tensors(dir.join("outputs.npz")).expect("reference outputs");
+    let got = read_tensors(&got).expect("lowbit outputs");
+    assert_eq!(
+        want.keys().collect::<Vec<_>>(),
+        got.keys().collect::<Vec<_>>(),
+        "{name}: output names"
+    );
+    let mut worst = 0f32;
+    for (key, w) in &want {
+        let g = &got[key];
+        assert_eq!(w.shape(), g.shape(), "{name}: shape of '{key}'");
+        assert_eq!(w.dtype(), g.dtype(), "{name}: dtype of '{key}'");
+        let (w, g) = (w.to_f32_vec(), g.to_f32_vec());
+        let scale = w.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let diff = w
+            .iter()
+            .zip(&g)
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        let ratio = diff / scale.max(f32::MIN_POSITIVE);
+        eprintln!("{name}: '{key}': max abs diff {diff:e}, max |ref| {scale:e}, ratio {ratio:e}");
+        assert!(
+            diff <= 1e-4 * scale,
+            "{name}: output '{key}' differs from ONNX Runtime by {diff} (max |ref| {scale})"
+        );
+        worst = worst.max(ratio);
+    }
+    worst
+}
+
+fn check_all(names: &[&str]) {
+    for name in names {
+        check(name);
+    }
+}
+
+#[test]
+fn skip_layer_normalization_matches_onnxruntime() {
+    check_all(&["skip_layer_norm", "skip_layer_norm_broadcast_skip"]);
+}
+
+#[test]
+fn skip_simplified_layer_normalization_matches_onnxruntime() {
+    check_all(&["skip_simplified_layer_norm"]);
+}
+
+#[test]
+fn simplified_layer_normalization_matches_onnxruntime() {
+    check_all(&["simplified_layer_norm", "simplified_layer_norm_axis1"]);
+}
+
+#[test]
+fn gelu_family_matches_onnxruntime() {
+    check_all(&[
+        "gelu",
+        "bias_gelu",
+        "fast_gelu",
+        "fast_gelu_no_bias",
+        "quick_gelu",
+        "quick_gelu_alpha",
+    ]);
+}
+
+#[test]
+fn rotary_embedding_matches_onnxruntime() {
+    check_all(&[
+        "rotary_3d",
+        "rotary_3d_interleaved",
+        "rotary_4d",
+        "rotary_offset",
+        "rotary_partial",
+    ]);
+}
+
+#[test]
+fn embed_layer_normalization_matches_onnxruntime() {
+    check_all(&["embed_layer_norm", "embed_layer_norm_no_segment"]);
+}
+
+#[test]
+fn attention_matches_onnxruntime() {
+    check_all(&[
+        "attention",
+        "attention_raw_mask",
+        "attention_end_mask",
+        "attention_unidirectional",
+        "attention_past",
+        "attention_bias_scale",
+        "attention_qkv_sizes",
+    ]);
+}
+
+#[test]
+fn qattention_matches_onnxruntime() {
+    check_all(&["qattention", "qattention_per_column_mask"]);
+}
+
+#[test]
+fn multi_head_attention_matches_onnxruntime() {
+    check_all(&[
+        "mha",
+        "mha_bias_mask",
+        "mha_past_causal",
+        "mha_attention_bias",
+        "mha_bnsh_kv",
+    ]);
+}
+
+#[test]
+fn group_query_attention_matches_onnxruntime() {
+    check_all(&[
+        "gqa_prompt",
+        "gqa_prompt_padded_keys",
+        "gqa_decode_past",
+        "gqa_rotary_past",
+        "gqa_packed_rotary_interleaved",
+    ]);
+}
+
+/// Every case the script writes is one the tests above check, and the other way round.
+#[test]
+fn every_case_is_checked() {
+    let mut written = BTreeSet::new();
+    for entry in std::fs::read_dir(cases()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        if path.join("outputs.npz").exists() {
+            written.insert(name);
+        }
+    }
+    let listed: Vec<&str> = vec![
+        "skip_layer_norm",
+        "skip_layer_norm_broadcast_skip",
+        "skip_simplified_layer_norm",
+        "simplified_layer_norm",
+        "simplified_layer_norm_axis1",
+        "gelu",
+        "bias_gelu",
+        "fast_gelu",
+        "fast_gelu_no_bias",
+        "quick_gelu",
+        "quick_gelu_alpha",
+        "rotary_3d",
+        "rotary_3d_interleaved",
+        "rotary_4d",
+        "rotary_offset",
+        "rotary_partial",
+        "embed_layer_norm",
+        "embed_layer_norm_no_segment",
+        "attention",
+        "attention_raw_mask",
+        "attention_end_mask",
+        "attention_unidirectional",
+        "attention_past",
+        "attention_bias_scale",
+        "attention_qkv_sizes",
+        "qattention",
+        "qattention_per_column_mask",
+        "mha",
+        "mha_bias_mask",
+        "mha_past_causal",
+        "mha_attention_bias",
+        "mha_bnsh_kv",
+        "gqa_prompt",
+        "gqa_prompt_padded_keys",
+        "gqa_decode_past",
+        "gqa_rotary_past",
+        "gqa_packed_rotary_interleaved",
+    ];
+    let listed: BTreeSet<String> = listed.into_iter().map(String::from).collect();
+    assert_eq!(
+        written, listed,
+        "cases the script writes vs cases the tests check"
+    );
+}
