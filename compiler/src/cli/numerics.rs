@@ -120,7 +120,7 @@ impl DiffInputs {
         };
         let elems: usize = me.reference.iter().map(|t| t.data.len()).sum();
         me.rows.push(format!(
-            "// diff-numerics of '@{}' on {} ({} outputs, {elems} elements) against the unoptimized graph",
+            "// diff-numerics of '@{}' on {} ({} output{}, {elems} elements) against the unoptimized graph",
             me.func,
             if spec.starts_with("random:") {
                 spec.to_string()
@@ -128,6 +128,7 @@ impl DiffInputs {
                 format!("'{spec}'")
             },
             me.reference.len(),
+            if me.reference.len() == 1 { "" } else { "s" },
         ));
         me.rows.push(format!(
             "{:<24} {:>12} {:>12} {:>12}",
