@@ -118,3 +118,59 @@ fn to_pass_error(func: &Func, e: EggError) -> PassError {
         message: format!("in '@{}': {e}", func.name),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{body, max_rel_l1, module, run};
+
+    const MATMUL: &str = "func @f(%arg0: tensor<4x8xi8>, %arg1: tensor<8x5xi8>) -> tensor<4x5xf64> {
+        %0 = graph.constant {value = dense<[0.5, 0.25, 0.125, 3.0]> : tensor<4xf64>} : tensor<4xf64>
+        %1 = graph.constant {value = dense<[0.1, 0.2, 0.3, 0.7, 1.1]> : tensor<5xf64>} : tensor<5xf64>
+        %2 = lowbit.dequantize %arg0, %0 {axis = 0 : i64} : tensor<4x8xf64>
+        %3 = lowbit.dequantize %arg1, %1 {axis = 1 : i64} : tensor<8x5xf64>
+        %4 = graph.matmul %2, %3 : tensor<4x5xf64>
+        return %4
+      }";
+
+    #[test]
+    fn fuses_and_reports() {
+        let (m, stats) = run("fuse-qdq", MATMUL);
+        assert!(
+            body(&m).contains("lowbit.qmatmul %arg0, %arg1, %1, %2"),
+            "{}",
+            body(&m)
+        );
+        assert!(stats.contains("stop_saturated=1"), "{stats}");
+        assert!(stats.contains("matmul-dequantize=1"), "{stats}");
+        assert!(stats.contains("qmatmul_formed=1"), "{stats}");
+        assert!(max_rel_l1(&module(MATMUL), &m, 0..10) <= 1e-12);
+    }
+
+    #[test]
+    fn limits_are_options_and_the_stop_reason_is_a_stat() {
+        let (_, stats) = run("fuse-qdq{iter-limit=1}", MATMUL);
+        assert!(stats.contains("stop_iteration_limit=1"), "{stats}");
+        let (_, stats) = run("fuse-qdq{node-limit=1}", MATMUL);
+        assert!(stats.contains("stop_node_limit=1"), "{stats}");
+        let (_, stats) = run("fuse-qdq{time-limit-ms=60000 algebra}", MATMUL);
+        assert!(stats.contains("stop_saturated=1"), "{stats}");
+        assert!(stats.contains("transpose-transpose=0"), "{stats}");
+    }
+
+    #[test]
+    fn explain_records_why_the_fusion_fired() {
+        let mut pass = FuseQdq::default();
+        let opts = crate::pipeline::parse("fuse-qdq{explain}")
+            .unwrap()
+            .remove(0)
+            .options;
+        pass.configure(&opts).unwrap();
+        let mut m = module(MATMUL);
+        let r = pass.run(&mut m.funcs[0]).unwrap();
+        assert!(r.changed);
+        let e = pass.explanations();
+        assert_eq!(e.len(), 1);
+        assert!(e[0].contains("Rewrite=> matmul-dequantize"), "{}", e[0]);
+    }
+}
