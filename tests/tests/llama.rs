@@ -68,19 +68,18 @@ fn import(case: &str, entry: Entry, batch: usize, sequence: usize, past: usize) 
     m
 }
 
-/// Runs the imported function on named inputs; returns the outputs by name.
+/// Runs the imported function on named inputs (`attention_mask` defaults to ones);
+/// returns the outputs by name.
 fn run(m: &LlamaImport, inputs: &[(&str, Tensor)]) -> Vec<(String, Tensor)> {
     let f = &m.module.funcs[0];
     let args: Vec<Tensor> = m
         .inputs
         .iter()
-        .map(|n| {
-            inputs
-                .iter()
-                .find(|(k, _)| k == n)
-                .unwrap_or_else(|| panic!("no input {n}"))
-                .1
-                .clone()
+        .zip(f.param_types())
+        .map(|(n, ty)| match inputs.iter().find(|(k, _)| k == n) {
+            Some((_, t)) => t.clone(),
+            None if n == "attention_mask" => Tensor::new(ty.clone(), vec![1.0; ty.num_elements()]),
+            None => panic!("no input {n}"),
         })
         .collect();
     let w = m.weights.weights_for(f).expect("weights load");
@@ -248,4 +247,503 @@ fn decode_steps_continue_prefill() {
             "{case}: prefill(5) + 2 decode steps vs prefill(7): max relative error {worst:.3e}"
         );
     }
+}
+
+// ---------------------------------------------------------------- config errors
+
+/// Writes the `llama` case's `config.json` with `extra` fields appended (later keys win)
+/// and `remove` taken out, beside its weights in a fresh directory; imports it and returns
+/// the error message.
+fn config_error(extra: &str, remove: &str) -> String {
+    let src = cases_dir().join("llama");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let text = std::fs::read_to_string(src.join("config.json")).unwrap();
+    let text = text.replace(remove, "");
+    let end = text.rfind('}').expect("a JSON object");
+    let text = if extra.is_empty() {
+        text
+    } else {
+        format!("{}, {extra}}}", &text[..end])
+    };
+    std::fs::write(dir.path().join("config.json"), text).unwrap();
+    std::fs::copy(
+        src.join("model.safetensors"),
+        dir.path().join("model.safetensors"),
+    )
+    .unwrap();
+    match import_llama_dir(dir.path(), Entry::Prefill, LlamaDims::default()) {
+        Ok(_) => panic!("the import should fail ({extra} {remove})"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn unsupported_configs_name_the_field() {
+    let cases = [
+        (
+            r#""architectures": ["GPTNeoXForCausalLM"]"#,
+            "",
+            "architectures names \"GPTNeoXForCausalLM\", which lowbit cannot import",
+        ),
+        (
+            r#""rope_scaling": {"rope_type": "yarn", "factor": 4.0}"#,
+            "",
+            "rope_scaling type \"yarn\" is not supported",
+        ),
+        (r#""hidden_act": "gelu""#, "", "hidden_act is \"gelu\""),
+        (
+            r#""partial_rotary_factor": 0.5"#,
+            "",
+            "partial_rotary_factor is 0.5",
+        ),
+        (
+            r#""quantization_config": {"quant_method": "awq", "bits": 4, "group_size": 32, "version": "gemv"}"#,
+            "",
+            "quantization_config.version is \"gemv\"",
+        ),
+        (
+            r#""quantization_config": {"quant_method": "gptq", "bits": 3, "group_size": 32}"#,
+            "",
+            "quantization_config.bits is Some(3)",
+        ),
+        (
+            r#""num_key_value_heads": 3"#,
+            "",
+            "num_attention_heads 4 is not a multiple of num_key_value_heads 3",
+        ),
+        ("", "\"hidden_size\": 64,", "hidden_size is missing"),
+    ];
+    for (extra, remove, want) in cases {
+        let got = config_error(extra, remove);
+        assert!(got.contains(want), "expected '{want}' in: {got}");
+    }
+    // A Mistral window shorter than the sequence changes attention: refused.
+    let e = import_llama_dir(
+        cases_dir().join("mistral"),
+        Entry::Prefill,
+        LlamaDims {
+            batch: 1,
+            sequence: 17,
+            past: 0,
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("sliding_window 16 is shorter than past + sequence = 17"),
+        "{e}"
+    );
+    let e = import_llama_dir(
+        cases_dir().join("llama"),
+        Entry::Decode,
+        LlamaDims::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("the decode entry needs a cache"), "{e}");
+}
+
+// ---------------------------------------------------------------- GGUF
+
+use lowbit_compiler::import::gguf::{import_gguf, parse_gguf, GgufImport, MetaValue};
+
+const GGUF_TYPES: &[&str] = &["q4_0", "q4_1", "q8_0", "q4_k", "q6_k"];
+
+fn gguf_dir() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let script = repo_root().join("scripts/gguf_cases.py");
+        let out = Command::new("python3")
+            .arg(&script)
+            .arg(dir.path())
+            .output()
+            .expect("python3 runs");
+        assert!(
+            out.status.success(),
+            "{} failed (it needs numpy and gguf; run scripts/setup.sh): {}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dir
+    })
+    .path()
+}
+
+fn import_g(path: &Path, entry: Entry, sequence: usize, past: usize) -> GgufImport {
+    let g = import_gguf(
+        path,
+        entry,
+        LlamaDims {
+            batch: 2,
+            sequence,
+            past,
+        },
+    )
+    .unwrap_or_else(|e| panic!("{}: import fails: {e}", path.display()));
+    verify_module(&g.model.module).expect("IR verifies");
+    g
+}
+
+#[test]
+fn gguf_weights_dequantize_like_gguf_py_and_logits_match() {
+    for t in GGUF_TYPES {
+        let path = gguf_dir().join(format!("llama_{t}.gguf"));
+        let r = read_tensors(gguf_dir().join(format!("llama_{t}.npz"))).unwrap();
+        let g = import_g(&path, Entry::Prefill, 6, 0);
+        let m = &g.model;
+        // Every quantized weight, bit for bit against gguf.quants.dequantize.
+        let (mut weights, mut elements) = (0, 0);
+        for (key, want) in &r {
+            let Some(module) = key.strip_prefix("hf.") else {
+                continue;
+            };
+            let f = m.dequantize_func(module).expect("a weight of the model");
+            let w = m.weights.weights_for(&f).unwrap();
+            let got = &run_func(&f, &[], &w).expect("dequantize runs")[0];
+            let want = to_interp(want);
+            assert_eq!(got.ty, want.ty, "{t} {module}");
+            let differ = got
+                .data
+                .iter()
+                .zip(&want.data)
+                .filter(|(a, b)| (**a as f32).to_bits() != (**b as f32).to_bits())
+                .count();
+            assert_eq!(differ, 0, "{t} {module}: {differ} elements differ");
+            weights += 1;
+            elements += got.data.len();
+        }
+        assert!(weights >= 15, "{t}: {weights} weights checked");
+        // Codes stay low-bit in the weight store.
+        let f = m.dequantize_func("model.layers.0.mlp.up_proj").unwrap();
+        let w = m.weights.weights_for(&f).unwrap();
+        let codes = &w["blk.0.ffn_up.weight:codes"];
+        let want_elem = match *t {
+            "q4_0" => "i4",
+            "q4_1" | "q4_k" => "ui4",
+            _ => "i8",
+        };
+        assert_eq!(codes.ty.elem.name(), want_elem, "{t}");
+        // Logits and the cache against the numpy reference over the dequantized weights.
+        let ids = to_interp(&r["input_ids"]);
+        let outs = run(&g.model, &[("input_ids", ids)]);
+        let mut worst: f64 = 0.0;
+        for (name, got) in &outs {
+            let e = rel(&got.data, &to_interp(&r[name.as_str()]).data);
+            assert!(e <= 1e-4, "{t} {name}: relative error {e:.3e}");
+            worst = worst.max(e);
+        }
+        eprintln!(
+            "{t}: {weights} weights ({elements} elements) bit-identical to gguf-py; logits/cache max relative error {worst:.3e}"
+        );
+    }
+}
+
+#[test]
+fn gguf_decode_continues_prefill_and_metadata_is_kept() {
+    let path = gguf_dir().join("llama_q4_k.gguf");
+    let r = read_tensors(gguf_dir().join("llama_q4_k.npz")).unwrap();
+    let ids = to_interp(&r["input_ids"]);
+    let full = import_g(&path, Entry::Prefill, 6, 0);
+    let full_out = run(&full.model, &[("input_ids", ids.clone())]);
+    let pre = import_g(&path, Entry::Prefill, 5, 0);
+    let out = run(&pre.model, &[("input_ids", slice(&ids, 1, 0, 5))]);
+    let dec = import_g(&path, Entry::Decode, 1, 5);
+    let mut inputs: Vec<(String, Tensor)> = vec![("input_ids".into(), slice(&ids, 1, 5, 6))];
+    for (name, v) in &out {
+        if let Some(rest) = name.strip_prefix("present.") {
+            inputs.push((format!("past_key_values.{rest}"), v.clone()));
+        }
+    }
+    inputs.push((
+        "attention_mask".into(),
+        Tensor::new(
+            lowbit_dialects::ir::TensorType::new([2, 6], lowbit_dialects::ir::Elem::I64),
+            vec![1.0; 12],
+        ),
+    ));
+    let named: Vec<(&str, Tensor)> = inputs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
+    let got = run(&dec.model, &named);
+    let e = rel(
+        &get(&got, "logits").data,
+        &slice(get(&full_out, "logits"), 1, 5, 6).data,
+    );
+    assert!(e <= 1e-5, "GGUF decode: relative error {e:.3e}");
+    let meta = |k: &str| dec.metadata.iter().find(|(n, _)| n == k).map(|(_, v)| v);
+    match meta("tokenizer.ggml.tokens") {
+        Some(MetaValue::Array(8, toks)) => {
+            assert_eq!(toks.len(), 64);
+            assert_eq!(toks[3], MetaValue::Str("<t3>".into()));
+        }
+        other => panic!("tokens: {other:?}"),
+    }
+    assert_eq!(
+        meta("tokenizer.ggml.model"),
+        Some(&MetaValue::Str("llama".into()))
+    );
+}
+
+#[test]
+fn gguf_metadata_value_types_and_version_2() {
+    let bytes = std::fs::read(gguf_dir().join("metadata.gguf")).unwrap();
+    let h = parse_gguf(&bytes).expect("parses");
+    assert_eq!(h.version, 3);
+    let want = [
+        ("t.u8", MetaValue::U8(200)),
+        ("t.i8", MetaValue::I8(-100)),
+        ("t.u16", MetaValue::U16(60000)),
+        ("t.i16", MetaValue::I16(-30000)),
+        ("t.u32", MetaValue::U32(4_000_000_000)),
+        ("t.i32", MetaValue::I32(-2_000_000_000)),
+        ("t.f32", MetaValue::F32(0.5)),
+        ("t.bool", MetaValue::Bool(true)),
+        ("t.str", MetaValue::Str("héllo".into())),
+        ("t.u64", MetaValue::U64(1 << 63)),
+        ("t.i64", MetaValue::I64(-(1 << 62))),
+        ("t.f64", MetaValue::F64(-0.25)),
+    ];
+    for (k, v) in want {
+        assert_eq!(h.get(k), Some(&v), "{k}");
+    }
+    assert!(matches!(h.get("t.arr"), Some(MetaValue::Array(_, a)) if a.len() == 3));
+    match h.get("t.nested") {
+        Some(MetaValue::Array(9, outer)) => {
+            assert_eq!(
+                outer[0],
+                MetaValue::Array(
+                    8,
+                    vec![MetaValue::Str("a".into()), MetaValue::Str("b".into())]
+                )
+            );
+        }
+        other => panic!("nested: {other:?}"),
+    }
+    let x = &h.tensors["x"];
+    assert_eq!(x.shape(), [2, 32]);
+    // Version 2 has the same little-endian layout.
+    let mut v2 = bytes.clone();
+    v2[4] = 2;
+    assert_eq!(parse_gguf(&v2).expect("v2 parses").version, 2);
+}
+
+/// A minimal GGUF with one tensor `w` of `ne = [32, 2]`, type `ty`, offset 0, and `data`
+/// bytes of data.
+fn tiny_gguf(ty: u32, n_tensors: u64, data: usize) -> Vec<u8> {
+    let mut b = b"GGUF".to_vec();
+    b.extend(3u32.to_le_bytes());
+    b.extend(n_tensors.to_le_bytes());
+    b.extend(0u64.to_le_bytes());
+    b.extend(1u64.to_le_bytes());
+    b.push(b'w');
+    b.extend(2u32.to_le_bytes());
+    b.extend(32u64.to_le_bytes());
+    b.extend(2u64.to_le_bytes());
+    b.extend(ty.to_le_bytes());
+    b.extend(0u64.to_le_bytes());
+    b.resize(b.len().div_ceil(32) * 32 + data, 0);
+    b
+}
+
+#[test]
+fn malformed_gguf_is_refused_in_one_sentence() {
+    assert!(parse_gguf(&tiny_gguf(0, 1, 256)).is_ok());
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (
+            b"GGML\x03\0\0\0".to_vec(),
+            "does not start with the GGUF magic",
+        ),
+        (tiny_gguf(99, 1, 256), "tensor 'w' has unknown ggml type 99"),
+        (
+            tiny_gguf(13, 1, 256),
+            "tensor 'w' has ggml type Q5_K (13), which lowbit cannot read",
+        ),
+        (tiny_gguf(0, 1, 100), "runs past the end of the data"),
+        (
+            tiny_gguf(0, 1 << 60, 256),
+            "claims 1152921504606846976 tensors",
+        ),
+        (b"GG".to_vec(), "too short for a GGUF header"),
+        (
+            {
+                let mut b = tiny_gguf(0, 1, 256);
+                b[4] = 1;
+                b
+            },
+            "GGUF version 1 is not supported",
+        ),
+        (
+            {
+                // A metadata string whose length is absurd.
+                let mut b = b"GGUF".to_vec();
+                b.extend(3u32.to_le_bytes());
+                b.extend(0u64.to_le_bytes());
+                b.extend(1u64.to_le_bytes());
+                b.extend(u64::MAX.to_le_bytes());
+                b.extend([0u8; 16]);
+                b
+            },
+            "the file ends inside the key of metadata entry 0",
+        ),
+    ];
+    for (bytes, want) in cases {
+        let e = parse_gguf(&bytes).expect_err(want);
+        assert!(e.contains(want), "expected '{want}' in: {e}");
+        assert!(!e.contains('\n'), "one sentence: {e}");
+    }
+    // A real file cut in half, through the importer: names the file.
+    let full = std::fs::read(gguf_dir().join("llama_q8_0.gguf")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cut = dir.path().join("cut.gguf");
+    std::fs::write(&cut, &full[..full.len() / 2]).unwrap();
+    let e = import_gguf(&cut, Entry::Prefill, LlamaDims::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("cut.gguf") && e.contains("runs past the end of the data"),
+        "{e}"
+    );
+    // Every prefix of the header is refused without a panic.
+    for n in (0..2048).step_by(7) {
+        assert!(parse_gguf(&full[..n]).is_err(), "prefix {n}");
+    }
+}
+
+// ---------------------------------------------------------------- CLI
+
+fn lowbit(args: &[&str]) -> (i32, String, String) {
+    let args: Vec<String> = std::iter::once("lowbit")
+        .chain(args.iter().copied())
+        .map(String::from)
+        .collect();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = lowbit_compiler::cli::main_with_args(&args, &mut out, &mut err);
+    (
+        code,
+        String::from_utf8_lossy(&out).into_owned(),
+        String::from_utf8_lossy(&err).into_owned(),
+    )
+}
+
+#[test]
+fn cli_import_run_and_inspect() {
+    let tmp = tempfile::tempdir().unwrap();
+    // `lowbit run DIR` with Hugging Face names; attention_mask defaults to ones.
+    let r = reference("awq");
+    let mut inputs = TensorMap::new();
+    inputs.insert("input_ids".into(), r["input_ids"].clone());
+    let npz = tmp.path().join("in.npz");
+    lowbit_runtime::write_tensors(&npz, &inputs).unwrap();
+    let out_npz = tmp.path().join("out.npz");
+    let dir = cases_dir().join("awq");
+    let d = dir.to_str().unwrap();
+    let (code, _, err) = lowbit(&[
+        "run",
+        d,
+        "--dim",
+        "batch=2",
+        "--dim",
+        "sequence=7",
+        "--input",
+        npz.to_str().unwrap(),
+        "--output",
+        out_npz.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let got = read_tensors(&out_npz).unwrap();
+    let e = rel(
+        &to_interp(&got["logits"]).data,
+        &to_interp(&r["logits"]).data,
+    );
+    assert!(e <= 1e-4, "lowbit run: {e:.3e}");
+    // `lowbit import -o` writes the IR and the relaid-out weights; `lowbit run` on the .mlir
+    // gives the same logits (out0).
+    let mlir = tmp.path().join("awq.mlir");
+    let (code, _, err) = lowbit(&[
+        "import",
+        d,
+        "-o",
+        mlir.to_str().unwrap(),
+        "--dim",
+        "batch=2",
+        "--dim",
+        "sequence=7",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let text = std::fs::read_to_string(&mlir).unwrap();
+    assert!(text.contains("lowbit.dequantize"), "{}", &text[..400]);
+    assert!(text.contains("// inputs: input_ids (arg0), attention_mask (arg1)"));
+    let mut args = TensorMap::new();
+    args.insert("arg0".into(), r["input_ids"].clone());
+    args.insert("arg1".into(), r["attention_mask"].clone());
+    let args_npz = tmp.path().join("args.npz");
+    lowbit_runtime::write_tensors(&args_npz, &args).unwrap();
+    let out2 = tmp.path().join("out2.npz");
+    let (code, _, err) = lowbit(&[
+        "run",
+        mlir.to_str().unwrap(),
+        "--input",
+        args_npz.to_str().unwrap(),
+        "--output",
+        out2.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let got2 = read_tensors(&out2).unwrap();
+    assert_eq!(
+        got2["out0"], got["logits"],
+        "the .mlir run equals the direct run"
+    );
+    // A GGUF file: import (metadata beside it), inspect.
+    let gg = gguf_dir().join("llama_q4_k.gguf");
+    let gmlir = tmp.path().join("g.mlir");
+    let (code, _, err) = lowbit(&[
+        "import",
+        gg.to_str().unwrap(),
+        "-o",
+        gmlir.to_str().unwrap(),
+        "--dim",
+        "sequence=4",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let meta = std::fs::read_to_string(tmp.path().join("g.gguf-metadata.json")).unwrap();
+    assert!(
+        meta.contains("\"tokenizer.ggml.model\": \"llama\""),
+        "{meta}"
+    );
+    let (code, out, err) = lowbit(&["inspect", gg.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("architecture: llama"), "{out}");
+    assert!(
+        out.contains("blk.0.attn_q.weight: Q4_K [256, 256], 4.5 bits/weight, 36864 bytes"),
+        "{out}"
+    );
+    assert!(out.contains("Q4_K: 16 tensors"), "{out}");
+    let (code, out, err) = lowbit(&["inspect", d]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("architecture: LlamaForCausalLM"), "{out}");
+    assert!(
+        out.contains("quantization: AWQ GEMM int4 (awq_gemm_int4), group 32"),
+        "{out}"
+    );
+    assert!(out.contains("quantized: 14 linear layers"), "{out}");
+    // A decode entry through --dim past.
+    let (code, out, err) = lowbit(&["import", d, "--dim", "sequence=1", "--dim", "past=3"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("(function @decode)"), "{}", &out[..300]);
+    assert!(
+        out.contains("past_key_values.1.value (arg5)"),
+        "{}",
+        &out[..400]
+    );
+    // Errors are one sentence.
+    let bad = tmp.path().join("bad.gguf");
+    std::fs::write(&bad, b"not a gguf file at all").unwrap();
+    let (code, _, err) = lowbit(&["inspect", bad.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("error: '") && err.contains("GGUF magic") && err.lines().count() == 1,
+        "{err}"
+    );
 }

@@ -1,5 +1,6 @@
 //! Llama-family causal language models (`LlamaForCausalLM`, `MistralForCausalLM`,
-//! `Qwen2ForCausalLM`) to lowbit IR, from a Hugging Face checkpoint directory.
+//! `Qwen2ForCausalLM`) to lowbit IR, from a Hugging Face checkpoint directory or, through
+//! [`super::gguf`], a GGUF file.
 //!
 //! [`import_llama_dir`] reads `config.json` ([`LlamaConfig::from_hf`]) and the weights, and
 //! builds one function for the chosen [`Entry`]:
@@ -44,6 +45,7 @@ use lowbit_dialects::ir::{Attr, Attrs, DenseAttr, Elem, Func, Loc, Module, Tenso
 use lowbit_dialects::{attn, graph, lowbit};
 use serde_json::Value as Json;
 
+use super::gguf::{GgufFile, GgufPart};
 use super::{Dtype, ImportError, ImportResult, WeightStore};
 
 /// Which function to build.
@@ -564,11 +566,24 @@ pub enum WeightForm {
         /// Input rows per group.
         group: usize,
     },
+    /// A GGUF block format, split into its fields (see [`super::gguf`]); `[rows, cols]`
+    /// as PyTorch orders it (a linear is `[out, in]`).
+    Block {
+        /// The format.
+        format: &'static Format,
+        /// The GGUF tensor name; parts are `<name>:codes`, `:scale`, `:min`, `:sub_scale`,
+        /// `:sub_min`.
+        name: String,
+        /// Rows.
+        rows: usize,
+        /// Columns (blocks run along them).
+        cols: usize,
+    },
 }
 
 /// A derived tensor's recipe.
 #[derive(Clone, Debug)]
-enum Derived {
+pub(crate) enum Derived {
     /// AWQ/GPTQ codes or zero points unpacked by the registry; zero points get the format's
     /// offset (mod 2^bits).
     Unpacked {
@@ -579,6 +594,8 @@ enum Derived {
         cols: usize,
         elem: Elem,
     },
+    /// A field of a GGUF block tensor.
+    Gguf(GgufPart),
 }
 
 /// Where the weights of an imported model come from.
@@ -586,6 +603,8 @@ enum Derived {
 pub enum Source {
     /// A safetensors checkpoint.
     Safetensors(WeightStore),
+    /// A GGUF file.
+    Gguf(GgufFile),
 }
 
 /// The weights an imported model's `graph.weight` ops name: checkpoint tensors as they are,
@@ -599,6 +618,10 @@ pub struct ModelWeights {
 }
 
 impl ModelWeights {
+    pub(crate) fn new(source: Source, derived: BTreeMap<String, Derived>) -> ModelWeights {
+        ModelWeights { source, derived }
+    }
+
     /// Whether some weight is not a plain checkpoint tensor.
     pub fn has_derived(&self) -> bool {
         !self.derived.is_empty()
@@ -608,6 +631,7 @@ impl ModelWeights {
     pub fn files(&self) -> Vec<PathBuf> {
         match &self.source {
             Source::Safetensors(s) => s.files().iter().map(|f| f.path().to_path_buf()).collect(),
+            Source::Gguf(g) => vec![g.path().to_path_buf()],
         }
     }
 
@@ -654,7 +678,13 @@ impl ModelWeights {
                     data,
                 ))
             }
+            (Some(Derived::Gguf(part)), Source::Gguf(g)) => g.part_tensor(part),
             (None, Source::Safetensors(store)) => store.tensor(name),
+            (None, Source::Gguf(g)) => g.tensor(name),
+            (Some(_), _) => Err(ImportError::Weight {
+                name: name.to_string(),
+                message: "is derived from a checkpoint of another kind".into(),
+            }),
         }
     }
 
@@ -1156,6 +1186,21 @@ impl Builder {
         )
     }
 
+    fn reshape(&mut self, v: Value, shape: &[usize], loc: &str) -> Value {
+        let ty = self.ty(v);
+        let shape: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+        if ty.shape == shape {
+            return v;
+        }
+        self.op(
+            graph::Op::Reshape,
+            vec![v],
+            Attrs::new(),
+            TensorType::new(shape, ty.elem),
+            loc,
+        )
+    }
+
     fn binary(&mut self, op: graph::Op, a: Value, b: Value, shape: &[i64], loc: &str) -> Value {
         self.op(
             op,
@@ -1219,7 +1264,91 @@ impl Builder {
                 }
                 self.dequantize(q, s, Some(z), 0, block, loc)
             }
+            WeightForm::Block {
+                format,
+                name,
+                rows,
+                cols,
+            } => self.block(format, name, *rows, *cols),
         }
+    }
+
+    /// A GGUF block tensor from its fields, in the registry's rounding order:
+    /// `s = d·sc`, `x = s·(q − z)`, then `x + m` or `x − dmin·m`.
+    fn block(&mut self, f: &Format, name: &str, rows: usize, cols: usize) -> Value {
+        let parts = super::gguf::block_parts(f, rows, cols);
+        let get = |role: &str| parts.iter().find(|p| p.0 == role).map(|p| p.1.clone());
+        let blk = f.block_elems();
+        let nb = cols / blk;
+        let codes_ty = get("codes").expect("every block format has codes");
+        let q = self.weight(&format!("{name}:codes"), &codes_ty);
+        let d_ty = get("scale").expect("block formats here have a scale");
+        let d = self.weight(&format!("{name}:scale"), &d_ty);
+        let (s, bs) = match get("sub_scale") {
+            Some(sc_ty) => {
+                let sub = f.sub_block.expect("sub-scales come with sub-blocks");
+                let per = blk / sub;
+                let sc = self.weight(&format!("{name}:sub_scale"), &sc_ty);
+                let d32 = self.cast(d, Elem::F32, name);
+                let d3 = self.reshape(d32, &[rows, nb, 1], name);
+                let sc32 = self.cast(sc, Elem::F32, name);
+                let sc3 = self.reshape(sc32, &[rows, nb, per], name);
+                let prod = self.binary(
+                    graph::Op::Mul,
+                    d3,
+                    sc3,
+                    &[rows as i64, nb as i64, per as i64],
+                    name,
+                );
+                (self.reshape(prod, &[rows, nb * per], name), sub)
+            }
+            None => (d, blk),
+        };
+        let mut x = self.dequantize(q, s, None, 1, bs, name);
+        if let Some(m_ty) = get("min") {
+            let m = self.weight(&format!("{name}:min"), &m_ty);
+            let m32 = self.cast(m, Elem::F32, name);
+            match get("sub_min") {
+                None => {
+                    let x3 = self.reshape(x, &[rows, nb, blk], name);
+                    let m3 = self.reshape(m32, &[rows, nb, 1], name);
+                    let y = self.binary(
+                        graph::Op::Add,
+                        x3,
+                        m3,
+                        &[rows as i64, nb as i64, blk as i64],
+                        name,
+                    );
+                    x = self.reshape(y, &[rows, cols], name);
+                }
+                Some(sm_ty) => {
+                    let sub = f.sub_block.expect("sub-mins come with sub-blocks");
+                    let per = blk / sub;
+                    let sm = self.weight(&format!("{name}:sub_min"), &sm_ty);
+                    let sm32 = self.cast(sm, Elem::F32, name);
+                    let sm3 = self.reshape(sm32, &[rows, nb, per], name);
+                    let m3 = self.reshape(m32, &[rows, nb, 1], name);
+                    let mt = self.binary(
+                        graph::Op::Mul,
+                        m3,
+                        sm3,
+                        &[rows as i64, nb as i64, per as i64],
+                        name,
+                    );
+                    let mt3 = self.reshape(mt, &[rows, nb * per, 1], name);
+                    let x3 = self.reshape(x, &[rows, nb * per, sub], name);
+                    let y = self.binary(
+                        graph::Op::Sub,
+                        x3,
+                        mt3,
+                        &[rows as i64, (nb * per) as i64, sub as i64],
+                        name,
+                    );
+                    x = self.reshape(y, &[rows, cols], name);
+                }
+            }
+        }
+        x
     }
 
     /// `x · Wᵀ (+ bias)` for the linear `module` with `n_in` → `n_out`.

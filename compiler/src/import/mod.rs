@@ -11,6 +11,7 @@
 //! Every failure is an [`ImportError`] naming the file and the tensor or config field.
 
 pub mod bert;
+pub mod gguf;
 pub mod llama;
 pub mod safetensors;
 
