@@ -667,3 +667,122 @@ fn existing_directory_is_replaced_only_on_success() {
     .unwrap_err();
     assert_eq!(err.to_string(), "module has no function '@g' (it has '@f')");
 }
+
+/// Runs `lowbit ARGS` in-process for the report tests; returns (exit code, stdout, stderr).
+fn report_lowbit(args: &[&str]) -> (i32, String, String) {
+    let mut argv = vec!["lowbit".to_string()];
+    argv.extend(args.iter().map(|s| s.to_string()));
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = lowbit_compiler::cli::main_with_args(&argv, &mut out, &mut err);
+    (
+        code,
+        String::from_utf8_lossy(&out).into_owned(),
+        String::from_utf8_lossy(&err).into_owned(),
+    )
+}
+
+/// `lowbit report attention-quant` prints the T1.3 table (small size here; the full-size
+/// numbers are asserted by the lowbit-passes unit tests): ten configurations × three
+/// scenarios of cosine % / relative L1 / RMSE, INT8 rows above 99.9 %.
+#[test]
+fn report_attention_quant_prints_the_table() {
+    let (code, out, err) = report_lowbit(&[
+        "report",
+        "attention-quant",
+        "--seed",
+        "2",
+        "--tokens",
+        "128",
+        "--head-dim",
+        "16",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("T1.3 (techniques.md §1.6): N=128 d=16 seed=2"),
+        "{out}"
+    );
+    let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("int")).collect();
+    assert_eq!(rows.len(), 10, "{out}");
+    for row in rows {
+        let cells: Vec<&str> = row.split(" | ").skip(1).collect();
+        assert_eq!(cells.len(), 3, "{row}");
+        for c in cells {
+            let cos: f64 = c.split('/').next().unwrap().trim().parse().unwrap();
+            assert!(cos > 50.0 && cos <= 100.0, "{row}");
+            if row.starts_with("int8") {
+                assert!(cos >= 99.9, "{row}");
+            }
+        }
+    }
+    let (code, _, err) = report_lowbit(&["report", "attention-quant", "--head-dim", "4"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--head-dim"), "{err}");
+}
+
+/// The precision search through the CLI: `lowbit report precision-search` names the
+/// recipe kept per attention op and the rejected ones with their cosines; `lowbit opt`
+/// with `--calibration` runs the same search as a pass and counts it in `--pass-stats`.
+#[test]
+fn precision_search_reports_per_op() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let src = "func @f(%arg0: tensor<1x2x16x8xf32>, %arg1: tensor<1x2x16x8xf32>, %arg2: tensor<1x2x16x8xf32>) -> tensor<1x2x16x8xf32> {\n  %0 = attn.sdpa %arg0, %arg1, %arg2 {causal = true, scale = 0.35 : f32} : tensor<1x2x16x8xf32> loc(\"layer0\")\n  return %0\n}\n";
+    let file = dir.path().join("attn.mlir");
+    std::fs::write(&file, src).unwrap();
+    let m = parse(src, "attn.mlir");
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let mut map = BTreeMap::new();
+    for (i, ty) in m.funcs[0].param_types().iter().enumerate() {
+        map.insert(format!("arg{i}"), to_host(&random(ty, &mut rng)));
+    }
+    let cal = dir.path().join("cal.safetensors");
+    lowbit_runtime::io::write_safetensors(&cal, &map).unwrap();
+    let (file, cal) = (file.to_str().unwrap(), cal.to_str().unwrap());
+
+    let (code, out, err) = report_lowbit(&[
+        "report",
+        "precision-search",
+        file,
+        "--calibration",
+        cal,
+        "--budget",
+        "0.5",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(
+            "@f loc(\"layer0\"): qk=i4 pv=f8 q-block=128 k-block=64 smooth-q smooth-k (cos 0.9"
+        ),
+        "{out}"
+    );
+    let (code, out, err) = report_lowbit(&[
+        "report",
+        "precision-search",
+        file,
+        "--calibration",
+        cal,
+        "--budget",
+        "1",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("kept full precision (no recipe reaches cos 1)"),
+        "{out}"
+    );
+    assert_eq!(out.matches("< 1").count(), 4, "{out}");
+    assert!(out.contains("kept-full=1"), "{out}");
+
+    let (code, out, err) = report_lowbit(&[
+        "opt",
+        file,
+        "--pass-pipeline=quantize-attention{budget=0.5}",
+        "--calibration",
+        cal,
+        "--pass-stats",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("attn.quantized_sdpa"), "{out}");
+    assert!(
+        err.contains("quantized=1 searched=1 kept-full=0 chose-i4-f8=1"),
+        "{err}"
+    );
+}

@@ -17,6 +17,7 @@ mod import;
 mod numerics;
 mod onnx;
 mod opt;
+mod report;
 mod run;
 
 use std::io::{Read, Write};
@@ -66,6 +67,9 @@ enum Command {
     /// Summarize a model: for ONNX its opsets, inputs, outputs and op histogram; for a
     /// checkpoint or safetensors file its tensors.
     Inspect(onnx::InspectArgs),
+    /// Accuracy reports: `attention-quant` (the SageAttention T1.3 table) and
+    /// `precision-search` (the attention precision chosen per op on calibration inputs).
+    Report(report::ReportArgs),
 }
 
 fn passes_help() -> String {
@@ -201,6 +205,7 @@ pub fn main_with_args(args: &[String], stdout: &mut dyn Write, stderr: &mut dyn 
             import::inspect_checkpoint(Path::new(&a.model), stdout)
         }
         Command::Inspect(a) => onnx::run_inspect(a, stdout, stderr),
+        Command::Report(a) => report::run(a, stdout, stderr),
     };
     match result {
         Ok(()) => 0,

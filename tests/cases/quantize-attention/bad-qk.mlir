@@ -1,0 +1,1 @@
+// RUN: lowbit opt %s --pass-pipeline='quantize-attention{qk=i3}'

@@ -1,0 +1,1 @@
+// RUN: lowbit opt %s --pass-pipeline='smooth-attention{q-block=0}'
