@@ -35,7 +35,8 @@ SUPPORTED = {
     "Transpose", "Reshape", "Flatten", "Unsqueeze", "Squeeze", "Concat", "Split", "Slice",
     "Gather", "Where", "Cast", "Shape", "Size", "ConstantOfShape", "Range", "Expand",
     "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "Not",
-    "GatherND", "IsNaN", "Max", "Min", "Clip", "DequantizeLinear",
+    "GatherND", "IsNaN", "Max", "Min", "Clip",
+    "DequantizeLinear", "QuantizeLinear", "DynamicQuantizeLinear", "MatMulInteger", "QLinearMatMul",
 }
 
 # What the runtime's npz reader holds.

@@ -232,6 +232,15 @@ pub(super) fn run_inspect(
     for (op, count) in hist {
         out.push_str(&format!("  {op}: {count}\n"));
     }
+    let quant = crate::onnx::quant::summary(g);
+    if quant.is_empty() {
+        out.push_str("quantization: none\n");
+    } else {
+        out.push_str(&format!("quantization: {} tensors\n", quant.len()));
+        for line in quant {
+            out.push_str(&format!("  {line}\n"));
+        }
+    }
     let _ = stdout.write_all(out.as_bytes());
     Ok(())
 }

