@@ -33,6 +33,7 @@ pub mod lower_to_kernel;
 pub mod manager;
 pub mod pass;
 pub mod pipeline;
+pub mod quant;
 pub mod quantize_attention;
 pub mod rotate;
 pub mod smooth_attention;
@@ -93,6 +94,9 @@ use quantize_attention::QuantizeAttention;
 use rotate::Rotate;
 use smooth_attention::SmoothAttention;
 use sparsify_attention::SparsifyAttention;
+use quant::migrate_scales::MigrateScales;
+use quant::quantize_activations::QuantizeActivations;
+use quant::quantize_weights::QuantizeWeights;
 
 passes! {
     "canonicalize"    => Canonicalize,  "fold constant subgraphs, remove identities, compose transposes and reshapes, drop dead ops";
@@ -105,6 +109,9 @@ passes! {
     "rotate"          => Rotate,        "QuaRot/SpinQuant rotations as exact pairs: norm gains folded, residual stream, V/O per head, online Hadamard before down_proj and on Q/K after RoPE (EXACT-R)";
     "quantize-attention" => QuantizeAttention, "attn.sdpa -> SageAttention-style attn.quantized_sdpa with a given recipe, or the cheapest meeting a cosine budget on calibration inputs (APPROX)";
     "smooth-attention" => SmoothAttention, "exact SageAttention smoothing before attn.sdpa: K minus its token mean (R1), Q minus its block mean with the ΔS score correction (R2) (EXACT-R)";
+    "migrate-scales"  => MigrateScales, "SmoothQuant scale migration s = max|x|^a / max|w|^(1-a) into the producing norm or linear, or an explicit x/s (EXACT-R)";
+    "quantize-weights" => QuantizeWeights, "graph.linear weights to int8/int4 per channel or per group (RTN or AWQ scales) behind lowbit.dequantize (APPROX)";
+    "quantize-activations" => QuantizeActivations, "int8 activations (dynamic per-token/per-tensor or static) before linears with quantized weights, as lowbit.qmatmul (APPROX)";
     "sparsify-attention" => SparsifyAttention, "sdpa -> block_sparse_sdpa with a run-time block mask from pooled Q/K estimates (APPROX)";
 }
 
