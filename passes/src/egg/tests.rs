@@ -95,6 +95,40 @@ const CASES: &[(&str, &str, &str)] = &[
         %3 = lowbit.qmatmul %arg0, %arg1, %2, %1 : tensor<4x5xf64>
         return %3
       }"),
+    ("linear-dequantize",
+     "func @f(%arg0: tensor<3x8xi8>, %arg1: tensor<5x8xi8>) -> tensor<3x5xf64> {
+        %0 = graph.constant {value = dense<0.0371> : tensor<f64>} : tensor<f64>
+        %1 = graph.constant {value = dense<[0.1, 0.2, 0.3, 0.7, 1.1]> : tensor<5xf64>} : tensor<5xf64>
+        %2 = lowbit.dequantize %arg0, %0 : tensor<3x8xf64>
+        %3 = lowbit.dequantize %arg1, %1 {axis = 0 : i64} : tensor<5x8xf64>
+        %4 = graph.linear %2, %3 : tensor<3x5xf64>
+        return %4
+      }",
+     "func @f(%arg0: tensor<3x8xi8>, %arg1: tensor<5x8xi8>) -> tensor<3x5xf64> {
+        %0 = graph.constant {value = dense<0.0371> : tensor<f64>} : tensor<f64>
+        %1 = graph.constant {value = dense<[0.1, 0.2, 0.3, 0.7, 1.1]> : tensor<5xf64>} : tensor<5xf64>
+        %2 = graph.transpose %arg1 {perm = array<i64: 1, 0>} : tensor<8x5xi8>
+        %3 = lowbit.qmatmul %arg0, %2, %0, %1 : tensor<3x5xf64>
+        return %3
+      }"),
+    ("linear-bias-dequantize",
+     "func @f(%arg0: tensor<2x3x8xi8>, %arg1: tensor<5x8xi8>, %arg2: tensor<5xf64>) -> tensor<2x3x5xf64> {
+        %0 = graph.constant {value = dense<[[[0.5], [0.25], [0.125]], [[1.0], [2.0], [0.1]]]> : tensor<2x3x1xf64>} : tensor<2x3x1xf64>
+        %1 = graph.constant {value = dense<[[0.1], [0.2], [0.3], [0.7], [1.1]]> : tensor<5x1xf64>} : tensor<5x1xf64>
+        %2 = lowbit.dequantize %arg0, %0 {axis = 2 : i64, block_size = 8 : i64} : tensor<2x3x8xf64>
+        %3 = lowbit.dequantize %arg1, %1 {axis = 1 : i64, block_size = 8 : i64} : tensor<5x8xf64>
+        %4 = graph.linear %2, %3, %arg2 : tensor<2x3x5xf64>
+        return %4
+      }",
+     "func @f(%arg0: tensor<2x3x8xi8>, %arg1: tensor<5x8xi8>, %arg2: tensor<5xf64>) -> tensor<2x3x5xf64> {
+        %0 = graph.constant {value = dense<[[[0.5], [0.25], [0.125]], [[1.0], [2.0], [0.1]]]> : tensor<2x3x1xf64>} : tensor<2x3x1xf64>
+        %1 = graph.constant {value = dense<[[0.1], [0.2], [0.3], [0.7], [1.1]]> : tensor<5x1xf64>} : tensor<5x1xf64>
+        %2 = graph.reshape %1 : tensor<5xf64>
+        %3 = graph.transpose %arg1 {perm = array<i64: 1, 0>} : tensor<8x5xi8>
+        %4 = lowbit.qmatmul %arg0, %3, %0, %2 : tensor<2x3x5xf64>
+        %5 = graph.add %4, %arg2 : tensor<2x3x5xf64>
+        return %5
+      }"),
     ("dequantize-scale-fold",
      "func @f(%arg0: tensor<2x3xi8>) -> tensor<2x3xf64> {
         %0 = graph.constant {value = dense<[0.5, 0.3, 0.1]> : tensor<3xf64>} : tensor<3xf64>

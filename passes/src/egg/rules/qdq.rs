@@ -2,7 +2,8 @@
 //!
 //! | rule | lhs -> rhs | label |
 //! |---|---|---|
-//! | `matmul-dequantize` | `matmul(dequantize(xq, sx, zx), dequantize(wq, sw, zw)) -> qmatmul(xq, wq, sx', sw, zx', zw)` when `sx`/`zx` are per-tensor or per-row of `x` (axis `rank-2`, reshaped to `[M, 1]`) and `sw`/`zw` per-tensor or per-column of `w` (axis `rank-1`) | EXACT-R |
+//! | `matmul-dequantize` | `matmul(dequantize(xq, sx, zx), dequantize(wq, sw, zw)) -> qmatmul(xq, wq, sx', sw, zx', zw)` when `sx`/`zx` are per-tensor or per-row of `x` (axis `rank-2`, reshaped to `[M, 1]`, or one block spanning `K`, as per-token quantization writes it) and `sw`/`zw` per-tensor or per-column of `w` (axis `rank-1`, or one block spanning `K`) | EXACT-R |
+//! | `linear-dequantize`, `linear-bias-dequantize` | `linear(dequantize(xq, sx, zx), dequantize(wq, sw, zw), b) -> qmatmul(xq, transpose(wq), sx', sw', zx', zw') + b` for `w` `[out, in]` with per-tensor or per-output-row scales (or one block spanning `in`); the bias add rounds separately | EXACT-R |
 //! | `dequantize-scale-fold` | `dequantize(q, s, z) * splat(c) -> dequantize(q, s·c, z)` (either side; `s` constant) | EXACT-R |
 //! | `quantize-dequantize` | `quantize(dequantize(q, s), s) -> q` (same scale class, no zero point, same granularity, same type) | EXACT-BIT (guarded) |
 //! | `quantize-dequantize-zp` | `quantize(dequantize(q, s, z), s, z) -> q` (same, with a zero point) | EXACT-BIT (guarded) |
@@ -53,6 +54,8 @@ const fn l(op: L) -> Opcode {
 pub fn rules() -> Vec<Rule> {
     vec![
         Rule { name: "matmul-dequantize", doc: "matmul(dequantize(xq, sx, zx), dequantize(wq, sw, zw)) -> qmatmul(xq, wq, sx, sw, zx, zw)", exactness: Exactness::ExactR, lhs: "(graph.matmul ?x ?w)", apply: matmul_dequantize },
+        Rule { name: "linear-dequantize", doc: "linear(dequantize(xq, sx, zx), dequantize(wq, sw, zw), b) -> qmatmul(xq, transpose(wq), sx, sw, zx, zw) + b", exactness: Exactness::ExactR, lhs: "(graph.linear ?x ?w)", apply: linear_dequantize },
+        Rule { name: "linear-bias-dequantize", doc: "linear(dequantize(xq, sx, zx), dequantize(wq, sw, zw), b) -> qmatmul(xq, transpose(wq), sx, sw, zx, zw) + b", exactness: Exactness::ExactR, lhs: "(graph.linear ?x ?w ?b)", apply: linear_dequantize },
         Rule { name: "dequantize-scale-fold", doc: "dequantize(q, s, z) * splat(c) -> dequantize(q, s*c, z)", exactness: Exactness::ExactR, lhs: "(graph.mul ?a ?b)", apply: dequantize_scale_fold },
         Rule { name: "quantize-dequantize", doc: "quantize(dequantize(q, s), s) -> q", exactness: Exactness::ExactBit, lhs: "(lowbit.quantize ?x ?s)", apply: quantize_dequantize },
         Rule { name: "quantize-dequantize-zp", doc: "quantize(dequantize(q, s, z), s, z) -> q", exactness: Exactness::ExactBit, lhs: "(lowbit.quantize ?x ?s ?z)", apply: quantize_dequantize },
@@ -96,39 +99,58 @@ fn is_int(e: Elem) -> bool {
     e.int_range().is_some() && e != Elem::I1
 }
 
+/// Where a dequantize's scale may vary for its side of an integer matmul, and how its
+/// scale must be shaped to broadcast against the `qmatmul` output.
+struct Side {
+    /// The axis the scale may vary along (`M` of `x`, `N` of `w`).
+    keep: usize,
+    /// The reduction axis (`K`); a per-block scale along it fuses only with one block.
+    k: usize,
+    /// Reshape a per-axis scale to this shape (`[M, 1]` for `x`).
+    per_axis: Option<Vec<i64>>,
+    /// Reshape a one-block scale (the operand's shape with `K` set to 1) to this shape.
+    per_block: Option<Vec<i64>>,
+}
+
 /// A dequantize's scale and zero point as `qmatmul` operands for one side: per-tensor
-/// ones as they are; per-axis ones only along `want` (the `M` axis of `x`, reshaped to
-/// `[M, 1]` when `column`, or the `N` axis of `w`); `None` otherwise.
+/// ones as they are; per-axis ones only along `side.keep`; per-block ones only along
+/// `side.k` with a single block covering all of `K`; reshaped as `side` says. `None` when
+/// the scale varies along `K`, which no epilogue can undo.
 fn side_params(
     eg: &mut Graph,
     dq: &OpNode,
     q: &TensorType,
-    want: usize,
-    column: bool,
+    side: &Side,
 ) -> Option<(Id, Option<Id>)> {
-    if dq.attrs.int("block_size").is_some() {
-        return None;
-    }
     let s = dq.children[1];
     let z = dq.children.get(2).copied();
-    let Some(axis) = dq.attrs.int("axis") else {
+    let target = match (dq.attrs.int("axis"), dq.attrs.int("block_size")) {
+        (None, None) => return Some((s, z)),
+        (None, Some(_)) => return None,
+        (Some(a), None) => {
+            if norm_axis(a, q.rank())? != side.keep {
+                return None;
+            }
+            side.per_axis.clone()
+        }
+        (Some(a), Some(b)) => {
+            if norm_axis(a, q.rank())? != side.k || b < q.shape[side.k] {
+                return None;
+            }
+            side.per_block.clone()
+        }
+    };
+    let Some(to) = target else {
         return Some((s, z));
     };
-    if norm_axis(axis, q.rank())? != want {
-        return None;
-    }
-    if !column {
-        return Some((s, z));
-    }
-    let m = q.shape[want];
-    let mut as_column = |v: Id| -> Option<Id> {
+    let mut reshape = |v: Id| -> Option<Id> {
         let t = ty(eg, v)?;
-        let to = TensorType::new([m, 1], t.elem);
+        let to = TensorType::new(to.clone(), t.elem);
         add_checked(eg, g(G::Reshape), &Attrs::new(), vec![to], vec![v])
     };
-    let s = as_column(s)?;
+    let s = reshape(s)?;
     let z = match z {
-        Some(z) => Some(as_column(z)?),
+        Some(z) => Some(reshape(z)?),
         None => None,
     };
     Some((s, z))
@@ -146,14 +168,32 @@ fn matmul_dequantize(eg: &mut Graph, _c: Id, mm: &OpNode) -> Vec<Id> {
     out
 }
 
-fn fuse_matmul(eg: &mut Graph, mm: &OpNode, dx: &OpNode, dw: &OpNode) -> Option<Id> {
-    let (xq, wq) = (dx.children[0], dw.children[0]);
-    let (xt, wt) = (ty(eg, xq)?, ty(eg, wq)?);
-    if !is_int(xt.elem) || !is_int(wt.elem) || xt.rank() < 2 || wt.rank() < 2 {
+/// The `x` side of an integer matmul: `[..., M, K]`.
+fn x_side(eg: &mut Graph, dx: &OpNode) -> Option<(Id, TensorType, Id, Option<Id>)> {
+    let xq = dx.children[0];
+    let xt = ty(eg, xq)?;
+    if !is_int(xt.elem) || xt.rank() < 2 {
         return None;
     }
-    let (sx, zx) = side_params(eg, dx, &xt, xt.rank() - 2, true)?;
-    let (sw, zw) = side_params(eg, dw, &wt, wt.rank() - 1, false)?;
+    let r = xt.rank();
+    let side = Side {
+        keep: r - 2,
+        k: r - 1,
+        per_axis: Some(vec![xt.shape[r - 2], 1]),
+        per_block: None,
+    };
+    let (s, z) = side_params(eg, dx, &xt, &side)?;
+    Some((xq, xt, s, z))
+}
+
+/// `qmatmul(xq, wq, sx, sw, zx, zw)` with the optional zero points filled in order (a
+/// missing `zx` before a present `zw` is a zero constant).
+fn build_qmatmul(
+    eg: &mut Graph,
+    types: Vec<TensorType>,
+    (xq, xt, sx, zx): (Id, TensorType, Id, Option<Id>),
+    (wq, sw, zw): (Id, Id, Option<Id>),
+) -> Option<Id> {
     let mut children = vec![xq, wq, sx, sw];
     if zx.is_some() || zw.is_some() {
         let zx = match zx {
@@ -165,13 +205,69 @@ fn fuse_matmul(eg: &mut Graph, mm: &OpNode, dx: &OpNode, dw: &OpNode) -> Option<
             children.push(zw);
         }
     }
-    add_checked(
+    add_checked(eg, l(L::QMatMul), &Attrs::new(), types, children)
+}
+
+fn fuse_matmul(eg: &mut Graph, mm: &OpNode, dx: &OpNode, dw: &OpNode) -> Option<Id> {
+    let wq = dw.children[0];
+    let wt = ty(eg, wq)?;
+    if !is_int(wt.elem) || wt.rank() < 2 {
+        return None;
+    }
+    let x = x_side(eg, dx)?;
+    let r = wt.rank();
+    let side = Side {
+        keep: r - 1,
+        k: r - 2,
+        per_axis: None,
+        per_block: None,
+    };
+    let (sw, zw) = side_params(eg, dw, &wt, &side)?;
+    build_qmatmul(eg, mm.types.to_vec(), x, (wq, sw, zw))
+}
+
+fn linear_dequantize(eg: &mut Graph, _c: Id, lin: &OpNode) -> Vec<Id> {
+    let mut out = Vec::new();
+    for dx in ops_in(eg, lin.children[0], l(L::Dequantize)) {
+        for dw in ops_in(eg, lin.children[1], l(L::Dequantize)) {
+            if let Some(id) = fuse_linear(eg, lin, &dx, &dw) {
+                out.push(id);
+            }
+        }
+    }
+    out
+}
+
+fn fuse_linear(eg: &mut Graph, lin: &OpNode, dx: &OpNode, dw: &OpNode) -> Option<Id> {
+    let wq = dw.children[0];
+    let wt = ty(eg, wq)?;
+    if !is_int(wt.elem) || wt.rank() != 2 {
+        return None;
+    }
+    let (n, k) = (wt.shape[0], wt.shape[1]);
+    let x = x_side(eg, dx)?;
+    // w is [out, in]: per-row scales (axis 0) are per-column of wᵀ; one block along `in`
+    // gives [out, 1], reshaped to [out].
+    let side = Side {
+        keep: 0,
+        k: 1,
+        per_axis: None,
+        per_block: Some(vec![n]),
+    };
+    let (sw, zw) = side_params(eg, dw, &wt, &side)?;
+    let perm = Attrs::new().with("perm", Attr::Ints(vec![1, 0]));
+    let wtq = add_checked(
         eg,
-        l(L::QMatMul),
-        &Attrs::new(),
-        mm.types.to_vec(),
-        children,
-    )
+        g(G::Transpose),
+        &perm,
+        vec![TensorType::new([k, n], wt.elem)],
+        vec![wq],
+    )?;
+    let y = build_qmatmul(eg, lin.types.to_vec(), x, (wtq, sw, zw))?;
+    match lin.children.get(2) {
+        None => Some(y),
+        Some(&b) => add_checked(eg, g(G::Add), &Attrs::new(), lin.types.to_vec(), vec![y, b]),
+    }
 }
 
 fn dequantize_scale_fold(eg: &mut Graph, _c: Id, mul: &OpNode) -> Vec<Id> {
