@@ -668,6 +668,129 @@ fn existing_directory_is_replaced_only_on_success() {
     assert_eq!(err.to_string(), "module has no function '@g' (it has '@f')");
 }
 
+/// Runs `lowbit ARGS` in-process; returns (exit code, stdout, stderr).
+fn fuse_attention_lowbit(args: &[&str]) -> (i32, String, String) {
+    let mut argv = vec!["lowbit".to_string()];
+    argv.extend(args.iter().map(|s| s.to_string()));
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = lowbit_compiler::cli::main_with_args(&argv, &mut out, &mut err);
+    (
+        code,
+        String::from_utf8_lossy(&out).into_owned(),
+        String::from_utf8_lossy(&err).into_owned(),
+    )
+}
+
+/// `fuse-attention` on the real MiniLM ONNX export (paraphrase-MiniLM-L3-v2, 3 layers, as
+/// the ONNX importer brings it in with batch 1 and sequence 128): every attention fuses
+/// (3 `attn.sdpa`, each keeping the padding mask as its mask operand, no softmax left),
+/// and the interpreter's outputs on the reference inputs (`scripts/onnx_reference.py`,
+/// padded attention mask) move by at most 1e-6 relative (L1 and max) against the unfused
+/// model — the f32 intermediates of the decomposed chain are the only difference.
+#[test]
+fn minilm_onnx_attention_fuses_without_changing_outputs() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/onnx_reference.py");
+    let out = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(dir.path())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run python3 ({e}); run scripts/setup.sh"));
+    assert!(
+        out.status.success(),
+        "{} failed: {}; run scripts/setup.sh",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    let model = std::fs::read_to_string(dir.path().join("paraphrase/model.txt")).unwrap();
+    let model = model.trim();
+    let inputs = dir.path().join("paraphrase/inputs.npz");
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let dims = ["--dim", "batch_size=1", "--dim", "sequence_length=128"];
+
+    let ir = path("minilm.mlir");
+    let mut args = vec!["import", model];
+    args.extend(dims);
+    args.extend(["-o", &ir]);
+    let (code, _, err) = fuse_attention_lowbit(&args);
+    assert_eq!(code, 0, "import: {err}");
+    let fused = path("fused.mlir");
+    let pipeline = "--pass-pipeline=canonicalize,fuse-attention";
+    let (code, _, err) =
+        fuse_attention_lowbit(&["opt", &ir, pipeline, "--pass-stats", "-o", &fused]);
+    assert_eq!(code, 0, "opt: {err}");
+    assert!(
+        err.contains("fuse-attention: fused=3 gqa=0 causal=0 masked=3"),
+        "{err}"
+    );
+    let text = std::fs::read_to_string(&fused).unwrap();
+    assert_eq!(text.matches("attn.sdpa").count(), 3, "{text}");
+    assert!(!text.contains("graph.softmax"), "{text}");
+
+    // `lowbit run` applies pipelines to .mlir input: the imported function takes the
+    // model's inputs as arg0 (input_ids) and arg1 (attention_mask).
+    let mut by_name = lowbit_runtime::read_tensors(&inputs).expect("reference inputs");
+    let mut args_in = lowbit_runtime::TensorMap::new();
+    for (i, name) in ["input_ids", "attention_mask"].iter().enumerate() {
+        let t = by_name.remove(*name).expect("a MiniLM input");
+        args_in.insert(format!("arg{i}"), t);
+    }
+    let inputs = path("args.npz");
+    lowbit_runtime::write_tensors(&inputs, &args_in).expect("written");
+    let mut outs = Vec::new();
+    for (name, pipeline) in [
+        ("unfused.npz", "--pass-pipeline=canonicalize"),
+        ("fused.npz", pipeline),
+    ] {
+        let o = path(name);
+        let args = [
+            "run",
+            &ir,
+            "--input",
+            &inputs,
+            "--output",
+            &o,
+            pipeline,
+            "--pass-stats",
+        ];
+        let (code, _, err) = fuse_attention_lowbit(&args);
+        assert_eq!(code, 0, "run {pipeline}: {err}");
+        assert_eq!(
+            err.contains("fuse-attention: fused=3"),
+            name == "fused.npz",
+            "{err}"
+        );
+        outs.push(lowbit_runtime::read_tensors(&o).expect("outputs"));
+    }
+    assert_eq!(
+        outs[0].keys().collect::<Vec<_>>(),
+        outs[1].keys().collect::<Vec<_>>()
+    );
+    for (name, a) in &outs[0] {
+        let (a, b) = (a.to_f32_vec(), outs[1][name].to_f32_vec());
+        let norm: f64 = a.iter().map(|x| f64::from(x.abs())).sum();
+        let diff: f64 = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| f64::from((x - y).abs()))
+            .sum();
+        let max_a = a.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let max_d = a
+            .iter()
+            .zip(&b)
+            .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        let (rel_l1, rel_max) = (
+            diff / norm.max(f64::MIN_POSITIVE),
+            max_d / max_a.max(f32::MIN_POSITIVE),
+        );
+        eprintln!("{name}: relative L1 {rel_l1:e}, max abs diff / max |x| {rel_max:e}");
+        assert!(
+            rel_l1 <= 1e-6 && rel_max <= 1e-6,
+            "{name}: {rel_l1:e} {rel_max:e}"
+        );
+    }
+}
+
 /// Runs `lowbit ARGS` in-process for the report tests; returns (exit code, stdout, stderr).
 fn report_lowbit(args: &[&str]) -> (i32, String, String) {
     let mut argv = vec!["lowbit".to_string()];
