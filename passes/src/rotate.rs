@@ -1262,13 +1262,6 @@ mod tests {
                 assert!(r.stats.get("orth-err-max-e18") < 1_000_000_000_000);
                 let rel = block::rel_diff(&before, &w, &after, &env.weights, &inputs);
                 assert!(rel <= 1e-9, "{point} {dm:?} seed {seed}: {rel:e}");
-                if std::env::var("ROT_DEBUG").is_ok() {
-                    eprintln!(
-                        "{point} {seed} {rel:e} {}\n{}",
-                        r.stats,
-                        crate::testing::print(&after)
-                    );
-                }
             }
         }
     }
