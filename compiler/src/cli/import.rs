@@ -91,8 +91,8 @@ fn parse_dims(flags: &[String]) -> CliResult<LlamaDims> {
 
 /// An imported checkpoint of either family.
 enum Loaded {
-    Bert(Imported),
-    Llama(LlamaImport, Option<Vec<(String, MetaValue)>>),
+    Bert(Box<Imported>),
+    Llama(Box<LlamaImport>, Option<Vec<(String, MetaValue)>>),
 }
 
 impl Loaded {
@@ -141,10 +141,10 @@ fn load(path: &Path, dims: LlamaDims) -> CliResult<Loaded> {
     };
     let loaded = if is_gguf(path) {
         let g = import_gguf(path, entry, dims).map_err(Failure::msg)?;
-        Loaded::Llama(g.model, Some(g.metadata))
+        Loaded::Llama(Box::new(g.model), Some(g.metadata))
     } else if is_llama_config(&read_config(path)?) {
         Loaded::Llama(
-            import_llama_dir(path, entry, dims).map_err(Failure::msg)?,
+            Box::new(import_llama_dir(path, entry, dims).map_err(Failure::msg)?),
             None,
         )
     } else {
@@ -158,7 +158,7 @@ fn load(path: &Path, dims: LlamaDims) -> CliResult<Loaded> {
             batch: dims.batch,
             sequence: dims.sequence,
         };
-        Loaded::Bert(import_dir(path, d).map_err(Failure::msg)?)
+        Loaded::Bert(Box::new(import_dir(path, d).map_err(Failure::msg)?))
     };
     if let Err(errs) = verify_module(loaded.module()) {
         let text: String = errs

@@ -820,7 +820,7 @@ fn llama_config(g: &GgufFile) -> ImportResult<LlamaConfig> {
         Some(_) => Some(g.tensor("rope_freqs.weight")?.data),
     };
     if let Some(ff) = &rope_freq_factors {
-        if ff.len() != head_dim / 2 || ff.iter().any(|&x| !(x > 0.0) || !x.is_finite()) {
+        if ff.len() != head_dim / 2 || ff.iter().any(|&x| x <= 0.0 || !x.is_finite()) {
             return Err(err(format!(
                 "rope_freqs.weight has {} entries (expected {} positive factors)",
                 ff.len(),
