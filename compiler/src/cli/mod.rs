@@ -193,13 +193,15 @@ pub fn main_with_args(args: &[String], stdout: &mut dyn Write, stderr: &mut dyn 
         Command::Opt(a) => opt::run(a, stdout, stderr),
         Command::Compile(a) => compile::run(a, stdout, stderr),
         Command::Run(a) => run::run(a, stdout, stderr),
-        Command::Import(a) if Path::new(&a.model).is_dir() => import::import_checkpoint(
-            Path::new(&a.model),
-            a.output.as_deref(),
-            &a.dims,
-            &a.print,
-            stdout,
-        ),
+        Command::Import(a) if import::is_checkpoint(Path::new(&a.model)) => {
+            import::import_checkpoint(
+                Path::new(&a.model),
+                a.output.as_deref(),
+                &a.dims,
+                &a.print,
+                stdout,
+            )
+        }
         Command::Import(a) => onnx::run_import(a, stdout, stderr),
         Command::Inspect(a) if import::is_checkpoint_path(Path::new(&a.model)) => {
             import::inspect_checkpoint(Path::new(&a.model), stdout)
