@@ -1316,6 +1316,65 @@ mod tests {
         exact("\"residual,attn-v,ffn-down,kv\"", "kv");
     }
 
+    /// Layer 2's SSA names get an `l2_` prefix (its input `%x` becomes layer 1's `%r2`), its
+    /// weight names an `l2.` prefix.
+    fn second_layer(line: &str) -> String {
+        let mut out = String::new();
+        let mut chars = line.chars().peekable();
+        while let Some(c) = chars.next() {
+            out.push(c);
+            if c == '%' {
+                let mut id = String::new();
+                while let Some(&d) = chars.peek().filter(|d| d.is_alphanumeric() || **d == '_') {
+                    id.push(d);
+                    chars.next();
+                }
+                match id.as_str() {
+                    "x" => out.push_str("r2"),
+                    "cos" | "sin" => out.push_str(&id),
+                    _ => out.push_str(&format!("l2_{id}")),
+                }
+            }
+        }
+        out.replace("name = \"", "name = \"l2.")
+    }
+
+    #[test]
+    fn two_layers_share_one_residual_rotation() {
+        let one = block::ir(SMALL);
+        let lines: Vec<&str> = one.lines().collect();
+        let body = &lines[1..lines.len() - 2];
+        let mut text = vec![lines[0].to_string()];
+        text.extend(body.iter().map(|l| l.to_string()));
+        text.extend(body.iter().map(|l| second_layer(l)));
+        text.push("  return %l2_r2".to_string());
+        text.push("}".to_string());
+        let before = crate::testing::module(&text.join("\n"));
+        let (mut w, inputs) = block::data(SMALL, 1, Outliers::default());
+        let (w2, _) = block::data(SMALL, 2, Outliers::default());
+        w.extend(w2.into_iter().map(|(k, v)| (format!("l2.{k}"), v)));
+        let mut after = before.clone();
+        let mut env = PassEnv {
+            weights: w.clone(),
+            ..PassEnv::default()
+        };
+        let r = block::apply(&mut after, &mut env, "rotate", "seed=5").unwrap();
+        let s = &r.stats;
+        assert_eq!(s.get("residual-streams"), 1, "{s}");
+        // 10 readers, 4 writers, 1 return.
+        assert_eq!(s.get("residual-rotations"), 15, "{s}");
+        assert_eq!(s.get("gains-folded"), 10, "{s}");
+        assert_eq!((s.get("attn-v"), s.get("ffn-down"), s.get("kv")), (2, 2, 2));
+        let rel = block::rel_diff(&before, &w, &after, &env.weights, &inputs);
+        assert!(rel <= 1e-9, "{rel:e}");
+        let f = block::apply(&mut after, &mut env, "fold-rotations", "").unwrap();
+        let fs = &f.stats;
+        let folded = fs.get("folded-into-consumer") + fs.get("folded-into-producer");
+        assert_eq!((folded, fs.get("kept-rotate")), (20, 2), "{fs}");
+        let rel = block::rel_diff(&before, &w, &after, &env.weights, &inputs);
+        assert!(rel <= 1e-9, "{rel:e}");
+    }
+
     #[test]
     fn built_rotations_are_orthogonal() {
         for n in [2, 4, 8, 12, 16, 20, 24, 40, 64, 128] {
