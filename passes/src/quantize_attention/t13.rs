@@ -417,6 +417,48 @@ mod tests {
         assert!(mean.abs() < 0.1 && (var - 1.0).abs() < 0.15, "{mean} {var}");
     }
 
+    /// The emulation agrees with an independent numpy implementation of the same
+    /// semantics on the same seeded data (`scripts/t13_reference.py`, five configurations
+    /// × three scenarios, N = 256, d = 32): cosine to 1e-8, relative L1 and RMSE to 1e-4
+    /// relative. (Not tighter: the interpreter rounds f64 to f16 through f32 —
+    /// `half::f16::from_f64` — so a few P values round differently from numpy's direct
+    /// round-to-nearest-even; that moves relative L1 by ~5e-6 relative on the f16 rows.)
+    #[test]
+    fn agrees_with_numpy_reference() {
+        let s = Setup {
+            n: 256,
+            d: 32,
+            seed: 4,
+        };
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/t13_reference.py");
+        let out = std::process::Command::new("python3")
+            .args([script, "256", "32", "4"])
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run python3 ({e}); run scripts/setup.sh"));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split('|').collect()).collect();
+        assert_eq!(lines.len(), 15, "{text}");
+        let configs: Vec<usize> = lines[..5].iter().map(|l| by_name(l[0])).collect();
+        let cells = measure(&s, &configs, &[0, 1, 2]).unwrap();
+        for l in &lines {
+            let (c, sc) = (by_name(l[0]), l[1].parse::<usize>().unwrap());
+            let m = cells
+                .iter()
+                .find(|x| x.config == c && x.scenario == sc)
+                .unwrap()
+                .metrics;
+            let want: Vec<f64> = l[2..].iter().map(|v| v.parse().unwrap()).collect();
+            assert!((m.cosine - want[0]).abs() < 1e-8, "{l:?}: {m:?}");
+            assert!((m.rel_l1 - want[1]).abs() <= 1e-4 * want[1], "{l:?}: {m:?}");
+            assert!((m.rmse - want[2]).abs() <= 1e-4 * want[2], "{l:?}: {m:?}");
+        }
+    }
+
     #[test]
     #[ignore = "prints the whole table (slow)"]
     fn print_table() {
