@@ -25,6 +25,9 @@ kernels that round differently):
               (ref.txt says which);
   opset13_<case>/  the onnx package's node test cases for DynamicQuantizeLinear and
               MatMulInteger (opset 11 / 10 models), converted to opset 13, with their data;
+  wide_<case>/  the onnx package's float8 / int16 / uint16 Quantize/DequantizeLinear cases
+              (arrays the npz reader cannot hold): those inputs made initializers, those
+              outputs cast exactly to float32 / int32;
   mixed/      a small model with MatMulInteger, QLinearMatMul, MatMulIntegerToFloat and
               DynamicQuantizeMatMul (com.microsoft), reference from ONNX Runtime;
   saturate0.onnx  a QuantizeLinear to float8e4m3fn with saturate = 0 (an import error).
@@ -268,6 +271,66 @@ def opset13_cases(out):
         write_case(d, path, inputs, outputs, "onnx backend test case data")
 
 
+# The onnx package's QuantizeLinear/DequantizeLinear cases whose arrays the npz reader cannot
+# hold (float8, int16, uint16): rewritten so that those inputs are initializers and those
+# outputs are cast (exactly) to float32 / int32.
+WIDE_CASES = [
+    "test_dequantizelinear_e4m3fn", "test_dequantizelinear_e4m3fn_float16",
+    "test_dequantizelinear_e4m3fn_zero_point", "test_dequantizelinear_e5m2",
+    "test_dequantizelinear_uint16", "test_dequantizelinear_int16",
+    "test_quantizelinear_e4m3fn", "test_quantizelinear_e5m2", "test_quantizelinear_uint16",
+    "test_quantizelinear_int16", "test_quantizelinear_blocked_symmetric",
+]
+
+
+def wide_cases(out):
+    from onnx.backend.test.case import node as node_cases
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cases = {c.name: c for c in node_cases.collect_testcases(None)}
+    plain = {np.dtype(t) for t in ("f8", "f4", "f2", "i8", "i4", "i1", "u1", "bool")}
+    for name in WIDE_CASES:
+        case = cases[name]
+        m = onnx.ModelProto()
+        m.CopyFrom(case.model)
+        g = m.graph
+        ins, outs = case.data_sets[0]
+        ins = [numpy_helper.to_array(a) if isinstance(a, onnx.TensorProto) else np.asarray(a) for a in ins]
+        outs = [numpy_helper.to_array(a) if isinstance(a, onnx.TensorProto) else np.asarray(a) for a in outs]
+        inputs, keep = {}, []
+        for vi, a in zip(list(g.input), ins):
+            if a.dtype in plain:
+                inputs[vi.name] = a
+                keep.append(vi)
+            else:
+                t = numpy_helper.from_array(a, vi.name)
+                t.data_type = vi.type.tensor_type.elem_type
+                g.initializer.append(t)
+        del g.input[:]
+        g.input.extend(keep)
+        outputs, new_outs = {}, []
+        for vi, a in zip(list(g.output), outs):
+            if a.dtype in plain:
+                outputs[vi.name] = a
+                new_outs.append(vi)
+                continue
+            wide = vi.name + "_wide"
+            is_float = vi.type.tensor_type.elem_type in (17, 18, 19, 20)
+            to = TensorProto.FLOAT if is_float else TensorProto.INT32
+            g.node.append(helper.make_node("Cast", [vi.name], [wide], to=to))
+            shape = [d.dim_value for d in vi.type.tensor_type.shape.dim]
+            new_outs.append(helper.make_tensor_value_info(wide, to, shape))
+            outputs[wide] = a.astype(np.float32 if is_float else np.int32)
+        del g.output[:]
+        g.output.extend(new_outs)
+        d = os.path.join(out, "wide_" + name)
+        os.makedirs(d, exist_ok=True)
+        path = os.path.join(d, "model.onnx")
+        onnx.save(m, path)
+        write_case(d, path, inputs, outputs, "onnx backend test case data")
+
+
 def mixed_model(out):
     """MatMulInteger, QLinearMatMul, MatMulIntegerToFloat and DynamicQuantizeMatMul with
     constant int8/uint8 weights, per-tensor and per-column parameters."""
@@ -346,6 +409,7 @@ def main():
     saturate0(a.out)
     mixed_model(a.out)
     opset13_cases(a.out)
+    wide_cases(a.out)
     nbits_cases(a.out)
     minilm_variants(a.out, a.sequence)
 
