@@ -30,6 +30,12 @@
 //! names `--calibration`. `q-block` and `k-block` apply to the search recipes too; the
 //! other recipe options are chosen by the search and may not be given with `budget`.
 //!
+//! `q-block=1` (per-token Q) is refused together with Q smoothing (`smooth-q`, or the
+//! search, whose INT4 recipes smooth Q): the op smooths Q over its quantization block, so a
+//! one-query block would cancel Q and leave it unquantized. Per-token INT4 with Q
+//! smoothing is `smooth-attention{q-block=128},quantize-attention{qk=i4 q-block=1
+//! k-block=1 smooth-k=false}` instead.
+//!
 //! Counters: `quantized`, `searched`, `kept-full`, then `chose-*`/`rejected-*` per search
 //! recipe.
 
@@ -256,6 +262,16 @@ impl Pass for QuantizeAttention {
                     s,
                 ));
             }
+        }
+        // The op smooths Q over its quantization block: with one-query blocks the centered
+        // Q is zero and Q would not be quantized at all (the search's INT4 recipes smooth Q).
+        if self.recipe.q_block == 1 && (self.recipe.smooth_q || self.budget.is_some()) {
+            return Err(bad_value(
+                PASS,
+                "q-block",
+                "at least 2 with Q smoothing (per-token Q smoothing cancels Q; put smooth-attention{q-block=N} first and use smooth-q=false)",
+                "1",
+            ));
         }
         if let Some(qk) = qk {
             self.recipe.qk = qk;
@@ -662,6 +678,8 @@ mod tests {
             "quantize-attention{budget=0}",
             "quantize-attention{budget=0.99 qk=i8}",
             "quantize-attention{smooth-k=maybe}",
+            "quantize-attention{q-block=1 smooth-q=true}",
+            "quantize-attention{q-block=1 budget=0.99}",
             "quantize-attention{block=64}",
         ] {
             assert!(crate::PassManager::parse(bad).is_err(), "{bad}");
