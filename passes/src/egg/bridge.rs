@@ -126,14 +126,46 @@ pub struct Extracted {
     /// For each new op of `func` that replaced an original op: (the new op, the original
     /// op's id) — what explanations compare.
     pub replaced: Vec<(Op, Id)>,
-    /// Total cost of the result under the cost model (tree cost of the roots).
+    /// Cost of the result: the sum of its roots' class costs (see [`best_nodes`]).
     pub cost: f64,
 }
 
-/// The cheapest node of every class, by (tree cost, node order).
+/// A node's cost for extraction: the cost model's, plus one per op so that fewer ops win
+/// ties and no cycle of free ops (reshapes) can ever look as cheap as its way out.
+fn choice_cost(egraph: &Graph, node: &Node) -> f64 {
+    let op = if matches!(node, Node::Op(_)) {
+        1.0
+    } else {
+        0.0
+    };
+    node_cost(egraph, node).total() + op
+}
+
+/// The cheapest node of every class.
+///
+/// The cost of a class is its cheapest node's cost plus its operands' class costs, each
+/// divided by the number of classes that use that operand (to a fixed point). Plain tree
+/// cost (no division) doubles at every shared operand, so a deep residual stack reaches
+/// magnitudes where `f64` can no longer tell two alternatives apart (48 blocks already
+/// did); splitting a shared operand's cost among its users keeps every class cost below
+/// the DAG cost of the whole graph, in one linear-time fixed point, and alternatives in a
+/// class still differ by exactly their local costs. Ties go to the smaller node in the
+/// language's order.
 pub fn best_nodes(egraph: &Graph) -> BTreeMap<Id, (f64, Node)> {
     let mut ids: Vec<Id> = egraph.classes().map(|c| c.id).collect();
     ids.sort();
+    // Users per class: distinct parent classes.
+    let mut users: BTreeMap<Id, f64> = BTreeMap::new();
+    for &id in &ids {
+        let kids: BTreeSet<Id> = egraph[id]
+            .nodes
+            .iter()
+            .flat_map(|n| n.children().iter().map(|&c| egraph.find(c)))
+            .collect();
+        for k in kids {
+            *users.entry(k).or_insert(0.0) += 1.0;
+        }
+    }
     let mut best: BTreeMap<Id, (f64, Node)> = BTreeMap::new();
     loop {
         let mut changed = false;
@@ -142,17 +174,24 @@ pub fn best_nodes(egraph: &Graph) -> BTreeMap<Id, (f64, Node)> {
                 let Some(child_cost) = node
                     .children()
                     .iter()
-                    .map(|c| best.get(&egraph.find(*c)).map(|b| b.0))
+                    .map(|c| {
+                        let c = egraph.find(*c);
+                        best.get(&c)
+                            .map(|b| b.0 / users.get(&c).copied().unwrap_or(1.0))
+                    })
                     .sum::<Option<f64>>()
                 else {
                     continue;
                 };
-                let cost = node_cost(egraph, node).total() + child_cost;
+                let cost = choice_cost(egraph, node) + child_cost;
                 let better = match best.get(&id) {
                     None => true,
                     Some((c, n)) => cost < *c || (cost == *c && node < n),
                 };
-                if better {
+                // Only a change of node can close a cycle, and not a first choice: no chosen
+                // node uses a class without one.
+                let same_or_first = best.get(&id).is_none_or(|(_, n)| n == node);
+                if better && (same_or_first || !reaches(egraph, &best, node, id)) {
                     best.insert(id, (cost, node.clone()));
                     changed = true;
                 }
@@ -162,6 +201,29 @@ pub fn best_nodes(egraph: &Graph) -> BTreeMap<Id, (f64, Node)> {
             return best;
         }
     }
+}
+
+/// Whether choosing `node` for class `id` would close a cycle: `id` is reachable from
+/// `node`'s operands through the current choices.
+fn reaches(egraph: &Graph, best: &BTreeMap<Id, (f64, Node)>, node: &Node, id: Id) -> bool {
+    let mut seen: Vec<bool> = Vec::new();
+    let mut stack: Vec<Id> = node.children().iter().map(|&c| egraph.find(c)).collect();
+    while let Some(c) = stack.pop() {
+        if c == id {
+            return true;
+        }
+        let i = usize::from(c);
+        if i >= seen.len() {
+            seen.resize(i + 1, false);
+        }
+        if std::mem::replace(&mut seen[i], true) {
+            continue;
+        }
+        if let Some((_, n)) = best.get(&c) {
+            stack.extend(n.children().iter().map(|&k| egraph.find(k)));
+        }
+    }
+    false
 }
 
 /// Rebuilds the cheapest function equal to `original` from `loaded` (after rules ran).

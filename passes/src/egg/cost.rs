@@ -23,10 +23,8 @@
 //! The constants are machine-independent on purpose: extraction must give the same IR on
 //! every machine. Timing candidates on a device can come later as an optional step.
 //!
-//! A class's cost is its cheapest node's cost plus its operands' class costs (tree cost, in
-//! `f64` so deep residual graphs cannot overflow). Shared operands are counted once per
-//! use, which matches the decisions extraction has to make: alternatives in one class
-//! share their leaves.
+//! How node costs add up to class costs (a shared operand's cost split among its users,
+//! plus one per op so that fewer ops win ties) is [`super::bridge::best_nodes`]'s business.
 
 use lowbit_dialects::ir::TensorType;
 use lowbit_dialects::{attn, graph, kernel, lowbit, rot, Opcode};
