@@ -16,7 +16,8 @@
 //!    are reshaped to `[B, Hkv, H/Hkv, nq, d]` so they share their KV head's pooled keys).
 //!    The softmax scale is left out when positive (a positive factor and the row softmax
 //!    keep the order of each row, so the top-k set is the same — techniques.md §2.2); a
-//!    negative scale multiplies `s`.
+//!    negative or zero scale multiplies `s` (zero: all estimates tie and every block is
+//!    kept, as the attention is uniform).
 //! 3. **rank**: `rank_ij = Σ_l vis_il · [s_il > s_ij]` — the number of visible blocks of
 //!    the row with a strictly larger estimate — through `sub` (broadcast to
 //!    `[B, H, nq, nk, nk]`), `relu`, `cast` to `i1` (non-zero is true) and back, a `mul` by
@@ -387,7 +388,7 @@ fn rewrite(f: &mut Func, op: Op, p: &Plan) -> Value {
         let s5 = bl.binary(G::MatMul, pq5, pkt5, &[b, g, r, nq, nk]);
         bl.reshape(s5, &[b, h, nq, nk])
     };
-    if p.scale < 0.0 {
+    if p.scale <= 0.0 {
         let c = bl.constant(&[], e, vec![p.scale]);
         s = bl.binary(G::Mul, s, c, &[b, h, nq, nk]);
     }
