@@ -36,6 +36,7 @@ SUPPORTED = {
     "Gather", "Where", "Cast", "Shape", "Size", "ConstantOfShape", "Range", "Expand",
     "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "Not",
     "GatherND", "IsNaN", "Max", "Min", "Clip",
+    "RMSNormalization", "RotaryEmbedding", "Attention", "Trilu", "CastLike",
     "DequantizeLinear", "QuantizeLinear", "DynamicQuantizeLinear", "MatMulInteger", "QLinearMatMul",
 }
 

@@ -10,6 +10,7 @@ For each case, one tiny model built with onnx.helper (one node, seeded random in
 Also writes the external-data models the refusal tests use:
   OUT_DIR/external_abs/model.onnx  location is an absolute path (to an existing file)
   OUT_DIR/external_ok/model.onnx   location 'w.bin' with offset 8 (allowed), and w.bin
+  OUT_DIR/refuse_<what>/model.onnx one-node models with attribute values the importer refuses
 Prints one line per case. Exits with status 3 and a message naming scripts/setup.sh when a
 package is missing.
 """
@@ -248,6 +249,38 @@ def main():
          rotary_interleaved=1, scale=0.25)
 
     external(out)
+    refusals(out)
+
+
+def refusals(out):
+    """One-node models with attribute values the importer refuses (no reference outputs):
+    OUT_DIR/refuse_<what>/model.onnx."""
+    x = helper.make_tensor_value_info("x", F, [1, 4, 16])
+    y = helper.make_tensor_value_info("y", F, None)
+    w = onnx.numpy_helper.from_array(np.zeros((16, 48), np.float32), "w")
+    kv = helper.make_tensor_value_info("kv", F, [1, 4, 16])
+    forms = {
+        "attention_do_rotary": (
+            helper.make_node("Attention", ["x", "w"], ["y"], name="att", domain="com.microsoft",
+                             num_heads=2, do_rotary=1), [x], [w]),
+        "gqa_quantized_kv": (
+            helper.make_node("GroupQueryAttention", ["x", "kv", "kv", "", "", "sl", "tot"], ["y"],
+                             name="gqa", domain="com.microsoft", num_heads=2, kv_num_heads=2,
+                             k_quant_type="PER_CHANNEL"),
+            [x, kv], [onnx.numpy_helper.from_array(np.array([3], np.int32), "sl"),
+                      onnx.numpy_helper.from_array(np.array(4, np.int32), "tot")]),
+        "mha_packed_qkv": (
+            helper.make_node("MultiHeadAttention", ["x"], ["y"], name="mha",
+                             domain="com.microsoft", num_heads=2), [x], []),
+    }
+    for what, (node, inputs, inits) in forms.items():
+        d = os.path.join(out, f"refuse_{what}")
+        os.makedirs(d, exist_ok=True)
+        g = helper.make_graph([node], what, inputs, [y], initializer=inits)
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17),
+                                                helper.make_opsetid("com.microsoft", 1)])
+        with open(os.path.join(d, "model.onnx"), "wb") as f:
+            f.write(m.SerializeToString())
 
 
 def external(out):

@@ -239,3 +239,123 @@ fn every_case_is_checked() {
         "cases the script writes vs cases the tests check"
     );
 }
+
+/// `lowbit import MODEL` must fail with exactly `want` (one line) and write nothing.
+fn refused(model: &Path, want: &str) {
+    let out = tempfile::tempdir().unwrap();
+    let mlir = out.path().join("model.mlir");
+    let (code, _, err) = lowbit(&[
+        "import",
+        model.to_str().unwrap(),
+        "-o",
+        mlir.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(err, format!("error: {want}\n"));
+    assert!(!mlir.exists(), "nothing is written on failure");
+}
+
+#[test]
+fn unsupported_attribute_values_name_op_domain_opset_node_and_attribute() {
+    refused(
+        &cases().join("refuse_attention_do_rotary/model.onnx"),
+        "unsupported op 'Attention' (domain 'com.microsoft', opset 1) at node 'att'; attribute 'do_rotary' = 1 is not supported; apply RotaryEmbedding before a MultiHeadAttention node",
+    );
+    refused(
+        &cases().join("refuse_gqa_quantized_kv/model.onnx"),
+        "unsupported op 'GroupQueryAttention' (domain 'com.microsoft', opset 1) at node 'gqa'; attribute 'k_quant_type' = 'PER_CHANNEL' (a quantized K cache) is not supported; use a float KV cache ('NONE')",
+    );
+    refused(
+        &cases().join("refuse_mha_packed_qkv/model.onnx"),
+        "unsupported op 'MultiHeadAttention' (domain 'com.microsoft', opset 1) at node 'mha'; packed QKV/KV inputs are not supported; pass query, key and value as [batch, sequence, hidden] tensors",
+    );
+}
+
+#[test]
+fn external_data_with_an_absolute_path_is_refused() {
+    let model = cases().join("external_abs/model.onnx");
+    let location = cases().join("external_abs/w.bin").canonicalize().unwrap();
+    refused(
+        &model,
+        &format!(
+            "initializer 'w' has external data '{}' that is refused: external data must be a relative path inside the model's directory",
+            location.display()
+        ),
+    );
+}
+
+/// `..` anywhere in the location is refused even when the path comes back inside.
+#[test]
+fn external_data_with_a_parent_component_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let inner = dir.path().join("m");
+    std::fs::create_dir(&inner).unwrap();
+    let bytes = std::fs::read(cases().join("external_ok/model.onnx")).unwrap();
+    // Same length as "w.bin", so the protobuf stays valid: "../m/w.bin" would not be.
+    let patched = replace_once(&bytes, b"w.bin", b"./w.b");
+    std::fs::write(inner.join("model.onnx"), &patched).unwrap();
+    let patched = replace_once(&bytes, b"w.bin", b"../wb");
+    std::fs::write(inner.join("model2.onnx"), &patched).unwrap();
+    refused(
+        &inner.join("model.onnx"),
+        "initializer 'w' has external data './w.b' that is refused: external data must be a relative path inside the model's directory",
+    );
+    refused(
+        &inner.join("model2.onnx"),
+        "initializer 'w' has external data '../wb' that is refused: external data must be a relative path inside the model's directory",
+    );
+}
+
+fn replace_once(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let at = bytes
+        .windows(from.len())
+        .position(|w| w == from)
+        .expect("the location string is in the model");
+    let mut out = bytes.to_vec();
+    out[at..at + from.len()].copy_from_slice(to);
+    out
+}
+
+/// An allowed external tensor at offset 8 is read from the map: `y = x + w` with
+/// `w = [0, 1, ..., 5]`.
+#[test]
+fn external_data_at_an_offset_loads() {
+    let model = cases().join("external_ok/model.onnx");
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = dir.path().join("in.npz");
+    let got = dir.path().join("out.npz");
+    let x: Vec<f32> = vec![10.0, 20.0, 30.0, 40.0, 50.0, 60.0];
+    let mut map = lowbit_runtime::TensorMap::new();
+    map.insert(
+        "x".to_string(),
+        lowbit_runtime::HostTensor::from_f32(vec![2, 3], &x).unwrap(),
+    );
+    lowbit_runtime::write_tensors(&inputs, &map).unwrap();
+    let (code, _, err) = lowbit(&[
+        "run",
+        model.to_str().unwrap(),
+        "--input",
+        inputs.to_str().unwrap(),
+        "--output",
+        got.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let y = read_tensors(&got).unwrap()["y"].to_f32_vec();
+    assert_eq!(y, vec![10.0, 21.0, 32.0, 43.0, 54.0, 65.0]);
+}
+
+/// Inputs the `onnx_import` fuzz target found crashing, replayed through the same entry.
+#[test]
+fn fuzz_regressions_import_cleanly() {
+    let options = lowbit_compiler::onnx::ImportOptions::default();
+    let dir = Path::new("/nonexistent/lowbit-fuzz");
+    for (i, bytes) in FUZZ_CASES.iter().enumerate() {
+        let r = lowbit_compiler::onnx::import::import_bytes(bytes, "fuzz.onnx", dir, &options);
+        if let Err(e) = r {
+            assert!(!e.to_string().contains('\n'), "case {i}: {e}");
+        }
+    }
+}
+
+/// Crashing inputs found by `cargo fuzz run onnx_import` (none yet).
+const FUZZ_CASES: &[&[u8]] = &[];

@@ -201,11 +201,27 @@ pub fn import_model(path: &Path, options: &ImportOptions) -> OnnxResult<Imported
         path: shown.clone(),
         message: io_message(&e),
     })?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => Path::new(".").to_path_buf(),
+    };
+    import_bytes(&bytes, &shown, &dir, options)
+}
+
+/// Imports a model from its serialized bytes; `shown` names it in messages and external
+/// data is read from (and confined to) `dir`. Any byte string gives a model or an error,
+/// never a panic (the `onnx_import` fuzz target checks this).
+pub fn import_bytes(
+    bytes: &[u8],
+    shown: &str,
+    dir: &Path,
+    options: &ImportOptions,
+) -> OnnxResult<Imported> {
     let malformed = |message: String| OnnxError::Malformed {
-        path: shown.clone(),
+        path: shown.to_string(),
         message,
     };
-    let model = ModelProto::decode(bytes.as_slice()).map_err(|e| {
+    let model = ModelProto::decode(bytes).map_err(|e| {
         malformed(format!(
             "the protobuf does not decode ({e}); the file may be truncated"
         ))
@@ -225,10 +241,6 @@ pub fn import_model(path: &Path, options: &ImportOptions) -> OnnxResult<Imported
             "'{shown}' uses opset {opset} of the default domain; the importer supports opset {MIN_OPSET} and later (convert it with onnx.version_converter)"
         )));
     }
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => Path::new(".").to_path_buf(),
-    };
     let opsets = model
         .opset_import
         .iter()
@@ -241,7 +253,7 @@ pub fn import_model(path: &Path, options: &ImportOptions) -> OnnxResult<Imported
             (d.to_string(), o.version)
         })
         .collect();
-    import_graph(graph, &dir, options, opsets)
+    import_graph(graph, dir, options, opsets)
 }
 
 fn import_graph(

@@ -19,6 +19,7 @@ pub mod ops;
 pub mod proto;
 pub mod quant;
 pub mod tensor;
+mod transformer;
 
 use std::collections::BTreeMap;
 

@@ -63,7 +63,7 @@ pub(super) fn map_node(im: &mut Importer, n: &N<'_>) -> OnnxResult<Vec<Val>> {
 
 /// An unsupported attribute value or input form of a mapped op: the op type, domain,
 /// opset and node, then `what` and the nearest supported form.
-fn refuse(im: &Importer, n: &N<'_>, what: &str) -> OnnxError {
+pub(super) fn refuse(im: &Importer, n: &N<'_>, what: &str) -> OnnxError {
     unsupported(im, n.node, what)
 }
 
@@ -93,7 +93,7 @@ fn no_input(im: &Importer, n: &N<'_>, i: usize, name: &str, nearest: &str) -> On
 
 /// The node's results in output order: `None` for an output the importer does not
 /// produce, which is an error when the node names it.
-fn outputs(
+pub(super) fn outputs(
     im: &Importer,
     n: &N<'_>,
     vals: Vec<Option<Val>>,
@@ -121,29 +121,29 @@ fn outputs(
     Ok(out)
 }
 
-fn ty(im: &Importer, v: &Val) -> TensorType {
+pub(super) fn ty(im: &Importer, v: &Val) -> TensorType {
     im.ty(v)
 }
 
-fn add(im: &mut Importer, n: &N<'_>, a: Val, b: Val) -> OnnxResult<Val> {
+pub(super) fn add(im: &mut Importer, n: &N<'_>, a: Val, b: Val) -> OnnxResult<Val> {
     n.emit1(im, g(graph::Op::Add), &[a, b], Attrs::new())
 }
 
-fn mul(im: &mut Importer, n: &N<'_>, a: Val, b: Val) -> OnnxResult<Val> {
+pub(super) fn mul(im: &mut Importer, n: &N<'_>, a: Val, b: Val) -> OnnxResult<Val> {
     n.emit1(im, g(graph::Op::Mul), &[a, b], Attrs::new())
 }
 
-fn transpose(im: &mut Importer, n: &N<'_>, x: Val, perm: &[i64]) -> OnnxResult<Val> {
+pub(super) fn transpose(im: &mut Importer, n: &N<'_>, x: Val, perm: &[i64]) -> OnnxResult<Val> {
     let attrs = Attrs::new().with("perm", Attr::Ints(perm.to_vec()));
     n.emit1(im, g(graph::Op::Transpose), &[x], attrs)
 }
 
-fn concat(im: &mut Importer, n: &N<'_>, xs: &[Val], axis: i64) -> OnnxResult<Val> {
+pub(super) fn concat(im: &mut Importer, n: &N<'_>, xs: &[Val], axis: i64) -> OnnxResult<Val> {
     let attrs = Attrs::new().with("axis", Attr::Int(axis));
     n.emit1(im, g(graph::Op::Concat), xs, attrs)
 }
 
-fn cast(im: &mut Importer, n: &N<'_>, x: Val, elem: Elem) -> OnnxResult<Val> {
+pub(super) fn cast(im: &mut Importer, n: &N<'_>, x: Val, elem: Elem) -> OnnxResult<Val> {
     let t = ty(im, &x);
     if t.elem == elem {
         return Ok(x);
@@ -172,13 +172,13 @@ fn slice_last(im: &mut Importer, n: &N<'_>, x: Val, start: i64, end: i64) -> Onn
     n.emit1(im, g(graph::Op::Slice), &[x], attrs)
 }
 
-fn float_attr(v: f64) -> Attr {
+pub(super) fn float_attr(v: f64) -> Attr {
     Attr::Float(v, Elem::F32)
 }
 
 /// `norm(x, gamma)` over the last `rank - axis` dims; a `gamma` whose shape is not those
 /// dims (but broadcasts to them) multiplies the normalized value instead.
-fn norm(
+pub(super) fn norm(
     im: &mut Importer,
     n: &N<'_>,
     op: graph::Op,
@@ -323,6 +323,11 @@ fn cache_rows(im: &mut Importer, n: &N<'_>, cache: Val, pos: Val) -> OnnxResult<
     let attrs = Attrs::new().with("axis", Attr::Int(0));
     let rows = n.emit1(im, g(graph::Op::Gather), &[cache, pos], attrs)?;
     let mut shape = ty(im, &rows).shape;
+    if !(2..=3).contains(&shape.len()) {
+        return Err(n.err(format!(
+            "caches must be [max, rot/2] and positions [S] or [B, S], which gives {shape:?}"
+        )));
+    }
     if shape.len() == 2 {
         shape.insert(0, 1);
     }
@@ -340,6 +345,21 @@ fn rotary_embedding(im: &mut Importer, n: &N<'_>) -> OnnxResult<Vec<Val>> {
             "attribute 'scale' other than 1 is not supported; scale the input instead",
         ));
     }
+    Ok(vec![rotary(im, n, x, Some(pos), cos, sin)?])
+}
+
+/// Rotary embedding of `x` (`[B, S, hidden]` split into `num_heads`, or `[B, heads, S,
+/// head]`) with caches `[max, rot/2]` gathered at `pos` (`[B, S]` positions, or a one-element
+/// offset), or, without `pos`, caches `[B, S, rot/2]`. Attributes `interleaved`,
+/// `num_heads` and `rotary_embedding_dim` as both domains spell them.
+pub(super) fn rotary(
+    im: &mut Importer,
+    n: &N<'_>,
+    x: Val,
+    pos: Option<Val>,
+    cos: Val,
+    sin: Val,
+) -> OnnxResult<Val> {
     let interleaved = n.int("interleaved", 0) != 0;
     let xt = ty(im, &x);
     let half = *ty(im, &cos).shape.last().unwrap_or(&0);
@@ -351,15 +371,8 @@ fn rotary_embedding(im: &mut Importer, n: &N<'_>) -> OnnxResult<Vec<Val>> {
         )));
     }
     // To [B, S, heads, head].
-    let (b, s) = (
-        xt.shape[0],
-        *xt.shape
-            .get(if xt.rank() == 4 { 2 } else { 1 })
-            .unwrap_or(&0),
-    );
-    let x4 = match xt.rank() {
-        3 => {
-            let hidden = xt.shape[2];
+    let x4 = match xt.shape.as_slice() {
+        &[b, s, hidden] => {
             let heads = match n.int("num_heads", 0) {
                 0 if rot_attr == 0 && rot > 0 => hidden / rot,
                 0 => return Err(n.err("needs num_heads when rotary_embedding_dim is set")),
@@ -372,24 +385,43 @@ fn rotary_embedding(im: &mut Importer, n: &N<'_>) -> OnnxResult<Vec<Val>> {
             }
             n.reshape(im, &x, vec![b, s, heads, hidden / heads])?
         }
-        4 => transpose(im, n, x, &[0, 2, 1, 3])?,
-        r => return Err(n.err(format!("input must have rank 3 or 4, not {r}"))),
+        [_, _, _, _] => transpose(im, n, x, &[0, 2, 1, 3])?,
+        _ => return Err(n.err(format!("input must have rank 3 or 4, not {}", xt.rank()))),
     };
-    let pt = ty(im, &pos);
-    let pos = if pt.num_elements() == 1 && pt.rank() <= 1 {
-        let off = n.reshape(im, &pos, vec![1])?;
-        positions_from_offset(im, n, off, s)?
-    } else {
-        pos
+    let s = ty(im, &x4).shape[1];
+    let (cos, sin) = match pos {
+        Some(pos) => {
+            let pt = ty(im, &pos);
+            let pos = if pt.num_elements() == 1 && pt.rank() <= 1 {
+                let off = n.reshape(im, &pos, vec![1])?;
+                positions_from_offset(im, n, off, s)?
+            } else {
+                pos
+            };
+            (
+                cache_rows(im, n, cos, pos.clone())?,
+                cache_rows(im, n, sin, pos)?,
+            )
+        }
+        None => {
+            let unsqueeze = |im: &mut Importer, c: Val| -> OnnxResult<Val> {
+                let mut shape = ty(im, &c).shape;
+                if shape.len() != 3 {
+                    return Err(n.err(format!(
+                        "without position_ids the caches must be [batch, sequence, rot/2], not {shape:?}"
+                    )));
+                }
+                shape.insert(2, 1);
+                n.reshape(im, &c, shape)
+            };
+            (unsqueeze(im, cos)?, unsqueeze(im, sin)?)
+        }
     };
-    let cos = cache_rows(im, n, cos, pos.clone())?;
-    let sin = cache_rows(im, n, sin, pos)?;
     let y = rope_bsnh(im, n, x4, cos, sin, rot, interleaved)?;
-    let y = match xt.rank() {
-        3 => n.reshape(im, &y, xt.shape.clone())?,
-        _ => transpose(im, n, y, &[0, 2, 1, 3])?,
-    };
-    Ok(vec![y])
+    match xt.rank() {
+        3 => n.reshape(im, &y, xt.shape.clone()),
+        _ => transpose(im, n, y, &[0, 2, 1, 3]),
+    }
 }
 
 fn embed_layer_norm(im: &mut Importer, n: &N<'_>) -> OnnxResult<Vec<Val>> {
@@ -453,7 +485,7 @@ fn embed_layer_norm(im: &mut Importer, n: &N<'_>) -> OnnxResult<Vec<Val>> {
 }
 
 /// `[B, S, heads·head]` to `[B, heads, S, head]`.
-fn to_heads(im: &mut Importer, n: &N<'_>, x: Val, heads: i64) -> OnnxResult<Val> {
+pub(super) fn to_heads(im: &mut Importer, n: &N<'_>, x: Val, heads: i64) -> OnnxResult<Val> {
     let t = ty(im, &x);
     if t.rank() != 3 || heads <= 0 || t.shape[2] % heads != 0 {
         return Err(n.err(format!("{t} does not split into {heads} heads")));
@@ -464,7 +496,7 @@ fn to_heads(im: &mut Importer, n: &N<'_>, x: Val, heads: i64) -> OnnxResult<Val>
 }
 
 /// `[B, heads, S, head]` back to `[B, S, heads·head]`.
-fn from_heads(im: &mut Importer, n: &N<'_>, x: Val) -> OnnxResult<Val> {
+pub(super) fn from_heads(im: &mut Importer, n: &N<'_>, x: Val) -> OnnxResult<Val> {
     let t = ty(im, &x);
     let (b, h, s, d) = (t.shape[0], t.shape[1], t.shape[2], t.shape[3]);
     let x = transpose(im, n, x, &[0, 2, 1, 3])?;
@@ -473,7 +505,13 @@ fn from_heads(im: &mut Importer, n: &N<'_>, x: Val) -> OnnxResult<Val> {
 
 /// The additive mask `min(relu(j + 1 - end[b]), 1) · filter` of shape `[B, 1, 1, T]`:
 /// 0 for keys `j < end[b]`, `filter` for the others (exact on integer ends).
-fn end_mask(im: &mut Importer, n: &N<'_>, end: Val, t: i64, filter: f64) -> OnnxResult<Val> {
+pub(super) fn end_mask(
+    im: &mut Importer,
+    n: &N<'_>,
+    end: Val,
+    t: i64,
+    filter: f64,
+) -> OnnxResult<Val> {
     use graph::Op as G;
     let b = ty(im, &end).num_elements() as i64;
     let end = cast(im, n, end, Elem::F32)?;
@@ -532,23 +570,29 @@ fn attention_mask(
     n.reshape(im, &m, shape)
 }
 
-/// One multi-head attention over projected `q [B, S, H·d]`, `k [B, L, Hkv·d]`,
+/// One multi-head attention over projected `q [B, S, H·d]` (or `[B, H, S, d]`), `k [B, L, Hkv·d]`,
 /// `v [B, L, Hkv·dv]` (or `k`/`v` already `[B, Hkv, L, d]`), with past keys/values
 /// `[B, Hkv, P, d]` in front; returns the output `[B, S, H·dv]` and the present K and V.
-struct Heads {
-    q: Val,
-    k: Val,
-    v: Val,
-    heads: i64,
-    kv_heads: i64,
-    past: Option<(Val, Val)>,
-    scale: Option<f64>,
-    causal: bool,
-    mask: Option<Val>,
+pub(super) struct Heads {
+    pub(super) q: Val,
+    pub(super) k: Val,
+    pub(super) v: Val,
+    pub(super) heads: i64,
+    pub(super) kv_heads: i64,
+    pub(super) past: Option<(Val, Val)>,
+    pub(super) scale: Option<f64>,
+    pub(super) causal: bool,
+    pub(super) mask: Option<Val>,
 }
 
-fn multi_head(im: &mut Importer, n: &N<'_>, h: Heads) -> OnnxResult<(Val, Val, Val)> {
-    let q = to_heads(im, n, h.q, h.heads)?;
+pub(super) fn multi_head(im: &mut Importer, n: &N<'_>, h: Heads) -> OnnxResult<(Val, Val, Val)> {
+    // A `[B, H, S, d]` query keeps that layout in the output.
+    let bnsh = ty(im, &h.q).rank() == 4;
+    let q = if bnsh {
+        h.q
+    } else {
+        to_heads(im, n, h.q, h.heads)?
+    };
     let mut k = if ty(im, &h.k).rank() == 4 {
         h.k
     } else {
@@ -571,7 +615,8 @@ fn multi_head(im: &mut Importer, n: &N<'_>, h: Heads) -> OnnxResult<(Val, Val, V
     let mut args = vec![q, k.clone(), v.clone()];
     args.extend(h.mask);
     let o = n.emit1(im, Opcode::Attn(attn::Op::Sdpa), &args, attrs)?;
-    Ok((from_heads(im, n, o)?, k, v))
+    let o = if bnsh { o } else { from_heads(im, n, o)? };
+    Ok((o, k, v))
 }
 
 /// The `scale` attribute when set and non-zero.
@@ -581,8 +626,20 @@ fn scale_attr(n: &N<'_>) -> Option<f64> {
         .filter(|&s| s != 0.0)
 }
 
+/// The length of a past KV cache (`[B, Hkv, P, d]` keys and values), 0 without one.
+pub(super) fn past_len(im: &Importer, n: &N<'_>, past: &Option<(Val, Val)>) -> OnnxResult<i64> {
+    let Some((k, v)) = past else { return Ok(0) };
+    let (kt, vt) = (ty(im, k), ty(im, v));
+    if kt.rank() != 4 || vt.rank() != 4 || kt.shape[2] != vt.shape[2] {
+        return Err(n.err(format!(
+            "past key and value must be [batch, heads, past, head] with one past length, not {kt} and {vt}"
+        )));
+    }
+    Ok(kt.shape[2])
+}
+
 /// Adds `b` to the optional mask `m`.
-fn add_mask(im: &mut Importer, n: &N<'_>, m: Option<Val>, b: Val) -> OnnxResult<Val> {
+pub(super) fn add_mask(im: &mut Importer, n: &N<'_>, m: Option<Val>, b: Val) -> OnnxResult<Val> {
     match m {
         Some(m) => add(im, n, m, b),
         None => Ok(b),
@@ -684,7 +741,13 @@ fn attention(im: &mut Importer, n: &N<'_>, quantized: bool) -> OnnxResult<Vec<Va
     if let Some(bias) = bias {
         proj = add(im, n, proj, bias)?;
     }
-    let total = ty(im, &proj).shape[2];
+    let pt = ty(im, &proj);
+    if pt.rank() != 3 {
+        return Err(n.err(format!(
+            "weights must be [input_hidden, q + k + v]; the projection is {pt}"
+        )));
+    }
+    let total = pt.shape[2];
     let sizes = match n.ints("qkv_hidden_sizes") {
         Some(v) if !v.is_empty() => v,
         _ => vec![total / 3; 3],
@@ -727,7 +790,7 @@ fn attention(im: &mut Importer, n: &N<'_>, quantized: bool) -> OnnxResult<Vec<Va
         }
         None => None,
     };
-    let p_len = past.as_ref().map_or(0, |(k, _)| ty(im, k).shape[2]);
+    let p_len = past_len(im, n, &past)?;
     let t = p_len + s;
     let mut mask = match n.input(im, mask_i)? {
         Some(m) => Some(attention_mask(im, n, m, (b, s, t), filter)?),
@@ -804,6 +867,9 @@ fn multi_head_attention(im: &mut Importer, n: &N<'_>) -> OnnxResult<Vec<Val>> {
             "packed QKV/KV inputs are not supported; pass query, key and value as [batch, sequence, hidden] tensors",
         ));
     }
+    if ty(im, &v).rank() != ty(im, &k).rank() {
+        return Err(n.err("key and value must have the same rank"));
+    }
     let (b, s, d) = (qt.shape[0], qt.shape[1], qt.shape[2]);
     let mut q = q;
     if let Some(bias) = n.input(im, 3)? {
@@ -846,7 +912,7 @@ fn multi_head_attention(im: &mut Importer, n: &N<'_>) -> OnnxResult<Vec<Val>> {
     } else {
         kt.shape[1]
     };
-    let p_len = past.as_ref().map_or(0, |(k, _)| ty(im, k).shape[2]);
+    let p_len = past_len(im, n, &past)?;
     let t = p_len + l;
     let mut mask = match n.input(im, 4)? {
         Some(m) => Some(attention_mask(im, n, m, (b, s, t), filter)?),
@@ -974,7 +1040,7 @@ fn group_query_attention(im: &mut Importer, n: &N<'_>) -> OnnxResult<Vec<Val>> {
         (None, None) => None,
         _ => return Err(n.err("needs both past_key and past_value, or neither")),
     };
-    let p_len = past.as_ref().map_or(0, |(k, _)| ty(im, k).shape[2]);
+    let p_len = past_len(im, n, &past)?;
     let total = p_len + s;
     // seqlens_k / total_sequence_length: constants must describe `past + new` for every
     // row; a run-time seqlens_k is a right-padding mask, only without a past.

@@ -278,18 +278,12 @@ fn map_node(im: &mut Importer, n: &N<'_>) -> OnnxResult<Vec<Val>> {
             let attrs = Attrs::new().with("axis", Attr::Int(n.int("axis", -1)));
             vec![n.emit1(im, g(op), &[x], attrs)?]
         }
-        "LayerNormalization" => {
-            let mut args = vec![n.req(im, 0)?];
-            args.extend(n.input(im, 1)?);
-            args.extend(n.input(im, 2)?);
-            let attrs = Attrs::new()
-                .with("axis", Attr::Int(n.int("axis", -1)))
-                .with(
-                    "epsilon",
-                    Attr::Float(f64::from(n.float("epsilon", 1e-5)), Elem::F32),
-                );
-            vec![n.emit1(im, g(G::LayerNorm), &args, attrs)?]
-        }
+        "LayerNormalization" => super::transformer::layer_norm(im, n)?,
+        "RMSNormalization" => super::transformer::rms_norm(im, n)?,
+        "RotaryEmbedding" => super::transformer::rotary_embedding(im, n)?,
+        "Attention" => super::transformer::attention(im, n)?,
+        "Trilu" => super::transformer::trilu(im, n)?,
+        "CastLike" => super::transformer::cast_like(im, n)?,
         "Gelu" => {
             let x = n.req(im, 0)?;
             let approx = n.string("approximate").unwrap_or_else(|| "none".into());

@@ -3,7 +3,8 @@
 //!
 //! External data is confined to the model's directory: a `location` that is absolute,
 //! contains `..`, or resolves (through symlinks) outside the directory is refused, and the
-//! `offset`/`length` range must lie inside the file.
+//! `offset`/`length` range must lie inside the file. External files are memory-mapped and
+//! decoded from the map, not read into a buffer first.
 
 use std::path::Path;
 
@@ -65,8 +66,9 @@ pub fn decode(t: &TensorProto, dir: &Path) -> OnnxResult<Tensor> {
         .try_fold(1usize, |acc, &d| acc.checked_mul(d as usize))
         .ok_or_else(|| bad("is too large".to_string()))?;
     let data = if t.data_location == 1 {
-        let bytes = read_external(t, dir)?;
-        from_raw(&bytes, elem, n).map_err(bad)?
+        let (map, range) = map_external(t, dir)?;
+        let bytes = map.as_ref().map_or(&[][..], |m| &m[range]);
+        from_raw(bytes, elem, n).map_err(bad)?
     } else if !t.raw_data.is_empty() || n == 0 {
         from_raw(&t.raw_data, elem, n).map_err(bad)?
     } else {
@@ -156,8 +158,14 @@ fn from_raw(bytes: &[u8], elem: Elem, n: usize) -> Result<Vec<f64>, String> {
     })
 }
 
-/// Reads the bytes of an external-data tensor, refusing paths that leave `dir`.
-fn read_external(t: &TensorProto, dir: &Path) -> OnnxResult<Vec<u8>> {
+/// Memory-maps the file of an external-data tensor, refusing paths that leave `dir`, and
+/// returns the map (`None` for an empty file, which cannot be mapped) with the tensor's byte
+/// range in it. The values are decoded straight from the map; the file is never read into
+/// a buffer.
+fn map_external(
+    t: &TensorProto,
+    dir: &Path,
+) -> OnnxResult<(Option<memmap2::Mmap>, std::ops::Range<usize>)> {
     let entry = |key: &str| {
         t.external_data
             .iter()
@@ -196,8 +204,24 @@ fn read_external(t: &TensorProto, dir: &Path) -> OnnxResult<Vec<u8>> {
             "is refused: it resolves (through a symlink) outside the model's directory".to_string(),
         ));
     }
-    let bytes = std::fs::read(&path)
+    let file = std::fs::File::open(&path)
         .map_err(|e| fail(format!("cannot be read: {}", super::io_message(&e))))?;
+    let size = file
+        .metadata()
+        .map_err(|e| fail(format!("cannot be read: {}", super::io_message(&e))))?
+        .len();
+    let size = usize::try_from(size).map_err(|_| fail("is too large".to_string()))?;
+    let map = if size == 0 {
+        None
+    } else {
+        // SAFETY: a read-only map, dropped as soon as this tensor is decoded. As with every
+        // mapped model file (gguf.rs maps the same way), the file must not be truncated by
+        // another process meanwhile; that would fault the reads.
+        Some(
+            unsafe { memmap2::Mmap::map(&file) }
+                .map_err(|e| fail(format!("cannot be mapped: {}", super::io_message(&e))))?,
+        )
+    };
     let num = |key: &str| -> OnnxResult<Option<usize>> {
         entry(key)
             .map(|v| {
@@ -209,13 +233,12 @@ fn read_external(t: &TensorProto, dir: &Path) -> OnnxResult<Vec<u8>> {
     let offset = num("offset")?.unwrap_or(0);
     let end = match num("length")? {
         Some(len) => offset.checked_add(len),
-        None => Some(bytes.len()),
+        None => Some(size),
     };
     match end {
-        Some(end) if offset <= end && end <= bytes.len() => Ok(bytes[offset..end].to_vec()),
+        Some(end) if offset <= end && end <= size => Ok((map, offset..end)),
         _ => Err(fail(format!(
-            "asks for bytes beyond the end of the file ({} bytes)",
-            bytes.len()
+            "asks for bytes beyond the end of the file ({size} bytes)"
         ))),
     }
 }

@@ -1,0 +1,379 @@
+//! Default-domain transformer ops beyond the basic set: `LayerNormalization` with its
+//! optional `Mean`/`InvStdDev` outputs, `RMSNormalization`, `RotaryEmbedding` and
+//! `Attention` (opset 23), `Trilu` and `CastLike`, each located at the node name.
+//!
+//! Semantics follow the `onnx` package's reference implementations:
+//!
+//! - `Mean`/`InvStdDev` are `reduce mean` over the normalized dims (kept as size 1) and
+//!   `1 / sqrt(mean((x - mean)²) + epsilon)`, in `float` when `stash_type` is 1;
+//! - `Attention` maps to one `attn.sdpa` (GQA when `kv_num_heads` divides `q_num_heads`)
+//!   with past keys/values concatenated in front. Its bias is one additive mask in the
+//!   query's type: a boolean `attn_mask` becomes `0`/`-inf`, `is_causal` is the op's own
+//!   `causal` flag when the key block is aligned at the past length (`j <= i + past`, the
+//!   reference's offset) and an explicit `-inf` triangle otherwise; `nonpad_kv_seqlen`
+//!   hides keys `j >= len[b]` (and, with `is_causal`, keys `j > i + len[b] - len_q`)
+//!   exactly, by `relu` arithmetic on the integer lengths. Rows with
+//!   every key hidden give 0, as the reference does;
+//! - `Trilu` is a `select` against a triangle (exact for every value, `inf` included),
+//!   constant for a constant `k`, computed from a run-time `k` like the lengths above.
+//!
+//! Sliding windows (opset 25) are masks at the same offsets as the causal frontier; a short `attn_mask` is
+//! padded with hidden keys. `softcap` and the `qk_matmul_output` output are
+//! [`super::OnnxError::Unsupported`] errors that name them.
+
+use lowbit_dialects::graph;
+use lowbit_dialects::interp::Tensor;
+use lowbit_dialects::ir::{Attr, Attrs, Elem, TensorType};
+
+use super::import::{Importer, Val};
+use super::msft::{
+    add, cast, concat, multi_head, norm, outputs, past_len, refuse, rotary, ty, Heads,
+};
+use super::ops::{g, konst, norm_axis, scalar, N};
+use super::OnnxResult;
+
+/// The most elements a mask built at import may have.
+const MAX_MASK: i64 = 1 << 26;
+
+/// `LayerNormalization` with the optional `Mean` and `InvStdDev` outputs.
+pub(super) fn layer_norm(im: &mut Importer, n: &N<'_>) -> OnnxResult<Vec<Val>> {
+    use graph::Op as G;
+    let x = n.req(im, 0)?;
+    let (scale, bias) = (n.input(im, 1)?, n.input(im, 2)?);
+    let axis = n.int("axis", -1);
+    let eps = f64::from(n.float("epsilon", 1e-5));
+    let y = norm(im, n, G::LayerNorm, x.clone(), (scale, bias), axis, eps)?;
+    let wanted = |i: usize| n.node.output.get(i).is_some_and(|s| !s.is_empty());
+    if !wanted(1) && !wanted(2) {
+        return Ok(vec![y]);
+    }
+    let xt = ty(im, &x);
+    let ax = norm_axis(axis, xt.rank()).ok_or_else(|| n.err("axis is out of range"))?;
+    let stash = if n.int("stash_type", 1) == 1 {
+        Elem::F32
+    } else {
+        xt.elem
+    };
+    let xs = cast(im, n, x, stash)?;
+    let mean_attrs = Attrs::new()
+        .with("kind", Attr::Str("mean".into()))
+        .with("axes", Attr::Ints((ax as i64..xt.rank() as i64).collect()))
+        .with("keepdims", Attr::Bool(true));
+    let mean = n.emit1(im, g(G::Reduce), &[xs.clone()], mean_attrs.clone())?;
+    let d = n.emit1(im, g(G::Sub), &[xs, mean.clone()], Attrs::new())?;
+    let sq = n.emit1(im, g(G::Mul), &[d.clone(), d], Attrs::new())?;
+    let var = n.emit1(im, g(G::Reduce), &[sq], mean_attrs)?;
+    let var = add(im, n, var, scalar(eps, stash))?;
+    let inv = n.emit1(im, g(G::Rsqrt), &[var], Attrs::new())?;
+    outputs(
+        im,
+        n,
+        vec![Some(y), Some(mean), Some(inv)],
+        &["Y", "Mean", "InvStdDev"],
+    )
+}
+
+/// `RMSNormalization` (opset 23).
+pub(super) fn rms_norm(im: &mut Importer, n: &N<'_>) -> OnnxResult<Vec<Val>> {
+    let (x, scale) = (n.req(im, 0)?, n.req(im, 1)?);
+    let eps = f64::from(n.float("epsilon", 1e-5));
+    let axis = n.int("axis", -1);
+    Ok(vec![norm(
+        im,
+        n,
+        graph::Op::RmsNorm,
+        x,
+        (Some(scale), None),
+        axis,
+        eps,
+    )?])
+}
+
+/// `RotaryEmbedding` (opset 23): inputs `X, cos_cache, sin_cache, position_ids?`.
+pub(super) fn rotary_embedding(im: &mut Importer, n: &N<'_>) -> OnnxResult<Vec<Val>> {
+    let (x, cos, sin) = (n.req(im, 0)?, n.req(im, 1)?, n.req(im, 2)?);
+    let pos = n.input(im, 3)?;
+    Ok(vec![rotary(im, n, x, pos, cos, sin)?])
+}
+
+/// `Trilu`: `select(keep, x, 0)`. `keep` is a constant triangle for a constant `k`; for a
+/// run-time `k` it is computed exactly from the integer `k` with [`hidden_from`].
+pub(super) fn trilu(im: &mut Importer, n: &N<'_>) -> OnnxResult<Vec<Val>> {
+    let x = n.req(im, 0)?;
+    let upper = n.int("upper", 1) != 0;
+    let xt = ty(im, &x);
+    let r = xt.rank();
+    if r < 2 {
+        return Err(n.err(format!("input must have rank 2 or more, not {r}")));
+    }
+    let (rows, cols) = (xt.shape[r - 2], xt.shape[r - 1]);
+    if rows.saturating_mul(cols) > MAX_MASK {
+        return Err(n.err(format!("a {rows}x{cols} triangle is too large")));
+    }
+    // Upper keeps j - i >= k: hidden when (i - j) + k >= 1; lower keeps j - i <= k: hidden
+    // when (j - i) - k >= 1.
+    let sign = if upper { 1.0 } else { -1.0 };
+    let keep = match n.input(im, 1)? {
+        None | Some(Val::Const(..)) => {
+            let k = n
+                .const_ints(im, 1)?
+                .and_then(|v| v.first().copied())
+                .unwrap_or(0);
+            let mut keep = Vec::with_capacity((rows * cols).max(0) as usize);
+            for i in 0..rows {
+                for j in 0..cols {
+                    let d = j - i;
+                    keep.push(f64::from(u8::from(if upper { d >= k } else { d <= k })));
+                }
+            }
+            konst(Tensor::new(
+                TensorType::new(vec![rows, cols], Elem::I1),
+                keep,
+            ))
+        }
+        Some(k) => {
+            let mut c = Vec::with_capacity((rows * cols).max(0) as usize);
+            for i in 0..rows {
+                for j in 0..cols {
+                    c.push(sign * (i - j) as f64);
+                }
+            }
+            let c = Tensor::new(TensorType::new(vec![rows, cols], Elem::F32), c);
+            let k = cast(im, n, k, Elem::F32)?;
+            let k = n.reshape(im, &k, vec![])?;
+            // hidden iff c + sign·k >= 1, i.e. c - (-sign·k) >= 1.
+            let neg = n.emit1(
+                im,
+                g(graph::Op::Mul),
+                &[k, scalar(-sign, Elem::F32)],
+                Attrs::new(),
+            )?;
+            let hidden = hidden_from(im, n, c, neg)?;
+            let keep = n.emit1(
+                im,
+                g(graph::Op::Sub),
+                &[scalar(1.0, Elem::F32), hidden],
+                Attrs::new(),
+            )?;
+            cast(im, n, keep, Elem::I1)?
+        }
+    };
+    let zero = scalar(0.0, xt.elem);
+    Ok(vec![n.emit1(
+        im,
+        g(graph::Op::Select),
+        &[keep, x, zero],
+        Attrs::new(),
+    )?])
+}
+
+/// `min(relu(c - t), 1)` (`f32`): 1 where the integer-valued `c - t >= 1`, else 0 (exact).
+/// `c` is a constant, `t` a run-time value that broadcasts against it.
+fn hidden_from(im: &mut Importer, n: &N<'_>, c: Tensor, t: Val) -> OnnxResult<Val> {
+    use graph::Op as G;
+    let d = n.emit1(im, g(G::Sub), &[konst(c), t], Attrs::new())?;
+    let r = n.emit1(im, g(G::Relu), &[d], Attrs::new())?;
+    let one = scalar(1.0, Elem::F32);
+    let u = n.emit1(im, g(G::Sub), &[one.clone(), r], Attrs::new())?;
+    let u = n.emit1(im, g(G::Relu), &[u], Attrs::new())?;
+    n.emit1(im, g(G::Sub), &[one, u], Attrs::new())
+}
+
+/// `CastLike`: a `Cast` to the element type of input 1.
+pub(super) fn cast_like(im: &mut Importer, n: &N<'_>) -> OnnxResult<Vec<Val>> {
+    let (x, like) = (n.req(im, 0)?, n.req(im, 1)?);
+    let elem = ty(im, &like).elem;
+    Ok(vec![cast(im, n, x, elem)?])
+}
+
+/// A constant additive mask `[rows, cols]`: 0 where `visible(i, j)`, `-inf` elsewhere.
+fn triangle(rows: i64, cols: i64, elem: Elem, visible: impl Fn(i64, i64) -> bool) -> Val {
+    let mut data = Vec::with_capacity((rows * cols).max(0) as usize);
+    for i in 0..rows {
+        for j in 0..cols {
+            data.push(if visible(i, j) {
+                0.0
+            } else {
+                f64::NEG_INFINITY
+            });
+        }
+    }
+    konst(Tensor::new(TensorType::new(vec![rows, cols], elem), data))
+}
+
+/// `-inf` where `c - t >= 1` (integer-valued), else 0, in `elem` ([`hidden_from`]).
+fn hidden_additive(im: &mut Importer, n: &N<'_>, c: Tensor, t: Val, elem: Elem) -> OnnxResult<Val> {
+    let hidden = hidden_from(im, n, c, t)?;
+    let keep = n.emit1(
+        im,
+        g(graph::Op::Sub),
+        &[scalar(1.0, Elem::F32), hidden],
+        Attrs::new(),
+    )?;
+    let keep = cast(im, n, keep, Elem::I1)?;
+    additive(im, n, keep, elem)
+}
+
+/// `keep ? 0 : -inf` in `elem`, from an `i1` keep-mask.
+fn additive(im: &mut Importer, n: &N<'_>, keep: Val, elem: Elem) -> OnnxResult<Val> {
+    n.emit1(
+        im,
+        g(graph::Op::Select),
+        &[keep, scalar(0.0, elem), scalar(f64::NEG_INFINITY, elem)],
+        Attrs::new(),
+    )
+}
+
+/// `Attention` (opsets 23 and 24).
+pub(super) fn attention(im: &mut Importer, n: &N<'_>) -> OnnxResult<Vec<Val>> {
+    if n.attr("softcap").is_some_and(|a| a.f != 0.0) {
+        return Err(refuse(
+            im,
+            n,
+            "attribute 'softcap' other than 0 is not supported; the dialects' attention has no score soft-capping",
+        ));
+    }
+    let (q, k, v) = (n.req(im, 0)?, n.req(im, 1)?, n.req(im, 2)?);
+    let (qt, kt) = (ty(im, &q), ty(im, &k));
+    let elem = qt.elem;
+    let (heads, kv_heads, len_q, len_k) = match (qt.rank(), kt.rank()) {
+        (3, 3) => {
+            let (h, kvh) = (n.int("q_num_heads", 0), n.int("kv_num_heads", 0));
+            if h <= 0 || kvh <= 0 {
+                return Err(n.err("3-D inputs need q_num_heads and kv_num_heads"));
+            }
+            (h, kvh, qt.shape[1], kt.shape[1])
+        }
+        (4, 4) => (qt.shape[1], kt.shape[1], qt.shape[2], kt.shape[2]),
+        _ => return Err(n.err("Q, K and V must all have rank 3 or all rank 4")),
+    };
+    let past = match (n.input(im, 4)?, n.input(im, 5)?) {
+        (Some(pk), Some(pv)) => Some((pk, pv)),
+        (None, None) => None,
+        _ => return Err(n.err("needs both past_key and past_value, or neither")),
+    };
+    let p_len = past_len(im, n, &past)?;
+    let total = p_len + len_k;
+    if len_q.saturating_mul(total) > MAX_MASK {
+        return Err(n.err(format!("a {len_q}x{total} attention mask is too large")));
+    }
+    let mut masks: Vec<Val> = Vec::new();
+    if let Some(m) = n.input(im, 3)? {
+        let mt = ty(im, &m);
+        let last = mt.shape.last().copied().unwrap_or(0);
+        let m = if mt.rank() >= 1 && last < total {
+            // The reference pads a short mask with hidden keys.
+            let mut pad = mt.shape.clone();
+            *pad.last_mut().expect("rank >= 1") = total - last;
+            let fill = if mt.elem == Elem::I1 {
+                0.0
+            } else {
+                f64::NEG_INFINITY
+            };
+            let count = pad.iter().product::<i64>().max(0) as usize;
+            let pad = konst(Tensor::new(
+                TensorType::new(pad, mt.elem),
+                vec![fill; count],
+            ));
+            concat(im, n, &[m, pad], -1)?
+        } else {
+            m
+        };
+        masks.push(if mt.elem == Elem::I1 {
+            additive(im, n, m, elem)?
+        } else {
+            m
+        });
+    }
+    let causal = n.int("is_causal", 0) != 0;
+    let nonpad = n.input(im, 6)?;
+    // The op's causal flag hides j > i + total - len_q; the reference's is j > i + past.
+    let causal_flag = causal && nonpad.is_none() && total - len_q == p_len;
+    let (left, right) = (
+        n.int("left_window_size", -1),
+        n.int("right_window_size", -1),
+    );
+    if let Some(lens) = nonpad {
+        let lens = cast(im, n, lens, Elem::F32)?;
+        let b = ty(im, &lens).num_elements() as i64;
+        let lens = n.reshape(im, &lens, vec![b, 1, 1, 1])?;
+        // Keys j >= len[b] are hidden: j + 1 - len >= 1.
+        let c = Tensor::new(
+            TensorType::new(vec![1, 1, 1, total], Elem::F32),
+            (0..total).map(|j| (j + 1) as f64).collect(),
+        );
+        masks.push(hidden_additive(im, n, c, lens.clone(), elem)?);
+        // The causal and window frontiers sit at offset len[b] - len_q.
+        let mut frontier = |im: &mut Importer, f: &dyn Fn(i64, i64) -> f64| -> OnnxResult<()> {
+            let mut c = Vec::new();
+            for i in 0..len_q {
+                for j in 0..total {
+                    c.push(f(i, j));
+                }
+            }
+            let c = Tensor::new(TensorType::new(vec![1, 1, len_q, total], Elem::F32), c);
+            masks.push(hidden_additive(im, n, c, lens.clone(), elem)?);
+            Ok(())
+        };
+        // Hidden when j > i + len - len_q, i.e. j - i + len_q - len >= 1.
+        if causal {
+            frontier(im, &|i, j| (j - i + len_q) as f64)?;
+        }
+        // With diff = i + len - len_q - j: the left window hides diff > left, i.e.
+        // (i - j - len_q - left) - (-len) >= 1; the right one hides -diff > right, i.e.
+        // (j - i + len_q - right) - len >= 1.
+        if right >= 0 {
+            frontier(im, &|i, j| (j - i + len_q - right) as f64)?;
+        }
+        if left >= 0 {
+            let neg = n.emit1(im, g(graph::Op::Neg), &[lens.clone()], Attrs::new())?;
+            let mut c = Vec::new();
+            for i in 0..len_q {
+                for j in 0..total {
+                    c.push((i - j - len_q - left) as f64);
+                }
+            }
+            let c = Tensor::new(TensorType::new(vec![1, 1, len_q, total], Elem::F32), c);
+            masks.push(hidden_additive(im, n, c, neg, elem)?);
+        }
+    } else {
+        if causal && !causal_flag {
+            masks.push(triangle(len_q, total, elem, |i, j| j <= i + p_len));
+        }
+        if left >= 0 || right >= 0 {
+            // A query at absolute position i + past sees keys within the window.
+            masks.push(triangle(len_q, total, elem, |i, j| {
+                let d = i + p_len - j;
+                (left < 0 || d <= left) && (right < 0 || -d <= right)
+            }));
+        }
+    }
+    let mut mask = None;
+    for m in masks {
+        mask = Some(match mask {
+            None => m,
+            Some(acc) => add(im, n, acc, m)?,
+        });
+    }
+    let (y, pk, pv) = multi_head(
+        im,
+        n,
+        Heads {
+            q,
+            k,
+            v,
+            heads,
+            kv_heads,
+            past,
+            scale: n.attr("scale").map(|a| f64::from(a.f)),
+            causal: causal_flag,
+            mask,
+        },
+    )?;
+    outputs(
+        im,
+        n,
+        vec![Some(y), Some(pk), Some(pv), None],
+        &["Y", "present_key", "present_value", "qk_matmul_output"],
+    )
+}
