@@ -37,6 +37,18 @@ fn minifloat(elem: Elem) -> Option<Minifloat> {
             max: 6.0,
             has_inf: false,
         },
+        Elem::F16 => Minifloat {
+            mbits: 10,
+            emin: -14,
+            max: f16::MAX.to_f64(),
+            has_inf: true,
+        },
+        Elem::BF16 => Minifloat {
+            mbits: 7,
+            emin: -126,
+            max: bf16::MAX.to_f64(),
+            has_inf: true,
+        },
         _ => return None,
     })
 }
@@ -62,7 +74,9 @@ fn round_minifloat(v: f64, m: &Minifloat) -> f64 {
     if a == 0.0 {
         return v;
     }
-    let e = (a.log2().floor() as i32).max(m.emin);
+    // The binary exponent of `a`, read from its bits (`log2` can round up just below a
+    // power of two). `a` is a normal f64 here or below every format's `emin` anyway.
+    let e = (((a.to_bits() >> 52) & 0x7ff) as i32 - 1023).max(m.emin);
     let step = 2f64.powi(e - m.mbits);
     let q = round_half_even(a / step) * step;
     q.min(m.max).copysign(v)
@@ -81,9 +95,9 @@ pub fn round_to(v: f64, elem: Elem) -> f64 {
                 f as f64
             }
         }
-        Elem::F16 => saturate_half(f16::from_f64(v).to_f64(), v, f16::MAX.to_f64()),
-        Elem::BF16 => saturate_half(bf16::from_f64(v).to_f64(), v, bf16::MAX.to_f64()),
-        Elem::F8E4M3FN | Elem::F8E5M2 | Elem::F4E2M1FN => {
+        // Rounded from f64 directly: going through f32 (as `half`'s conversions do) rounds
+        // twice and misses ties.
+        Elem::F16 | Elem::BF16 | Elem::F8E4M3FN | Elem::F8E5M2 | Elem::F4E2M1FN => {
             round_minifloat(v, &minifloat(elem).expect("a minifloat type"))
         }
         Elem::I1 => {
@@ -117,14 +131,6 @@ pub fn cast_to(v: f64, elem: Elem) -> f64 {
         round_to(v.trunc(), elem)
     } else {
         round_to(v, elem)
-    }
-}
-
-fn saturate_half(r: f64, v: f64, max: f64) -> f64 {
-    if r.is_infinite() && v.is_finite() {
-        max.copysign(v)
-    } else {
-        r
     }
 }
 
@@ -179,6 +185,23 @@ mod tests {
         assert_eq!(cast_to(-2.7, Elem::I32), -2.0);
         assert_eq!(round_to(65520.0, Elem::F16), 65504.0);
         assert_eq!(round_to(1.0 + 2f64.powi(-11), Elem::F16), 1.0);
+        // Just above the tie: rounding through f32 first would land on the tie and go to
+        // even (1.0); the correct result is the next f16.
+        assert_eq!(
+            round_to(1.0 + 2f64.powi(-11) + 2f64.powi(-40), Elem::F16),
+            1.0 + 2f64.powi(-10)
+        );
+        assert_eq!(
+            round_to(1.0 + 2f64.powi(-8) + 2f64.powi(-40), Elem::BF16),
+            1.0 + 2f64.powi(-7)
+        );
+        // Subnormals: the smallest f16 subnormal is 2^-24; half of it ties to even (0).
+        assert_eq!(round_to(2f64.powi(-25), Elem::F16), 0.0);
+        assert_eq!(round_to(3.0 * 2f64.powi(-25), Elem::F16), 2f64.powi(-23));
+        // Just below a power of two rounds up to it, not to a coarser grid.
+        assert_eq!(round_to(2.0 - 2f64.powi(-30), Elem::F16), 2.0);
+        assert_eq!(round_to(f64::INFINITY, Elem::F16), f64::INFINITY);
+        assert!(round_to(f64::NAN, Elem::BF16).is_nan());
         assert_eq!(round_to(0.1, Elem::F32), 0.1f32 as f64);
     }
 }
