@@ -142,6 +142,21 @@ const CASES: &[(&str, &str, &str)] = &[
         %1 = lowbit.dequantize %arg0, %0 {axis = 1 : i64} : tensor<2x3xf64>
         return %1
       }"),
+    ("qmatmul-scale-fold",
+     "func @f(%arg0: tensor<4x8xi8>, %arg1: tensor<8x5xi8>) -> tensor<4x5xf64> {
+        %0 = graph.constant {value = dense<0.5> : tensor<f64>} : tensor<f64>
+        %1 = graph.constant {value = dense<[0.1, 0.2, 0.3, 0.7, 1.1]> : tensor<5xf64>} : tensor<5xf64>
+        %2 = lowbit.qmatmul %arg0, %arg1, %0, %1 : tensor<4x5xf64>
+        %3 = graph.constant {value = dense<0.125> : tensor<4x5xf64>} : tensor<4x5xf64>
+        %4 = graph.mul %3, %2 : tensor<4x5xf64>
+        return %4
+      }",
+     "func @f(%arg0: tensor<4x8xi8>, %arg1: tensor<8x5xi8>) -> tensor<4x5xf64> {
+        %0 = graph.constant {value = dense<0.5> : tensor<f64>} : tensor<f64>
+        %1 = graph.constant {value = dense<[0.0125, 0.025, 0.0375, 0.0875, 0.1375]> : tensor<5xf64>} : tensor<5xf64>
+        %2 = lowbit.qmatmul %arg0, %arg1, %0, %1 : tensor<4x5xf64>
+        return %2
+      }"),
     ("quantize-dequantize",
      "func @f(%arg0: tensor<2x3xf32>) -> tensor<2x3xi8> {
         %0 = graph.constant {value = dense<0.1> : tensor<f32>} : tensor<f32>
@@ -446,6 +461,12 @@ fn optimizing_twice_is_byte_identical() {
         assert_eq!(first, again);
     }
     assert!(first.contains("lowbit.qmatmul"), "{first}");
+    // And a 12-block stack, through the pass manager with the algebra rules too.
+    let stack = w8a8_stack(12);
+    let (a, _) = crate::testing::run("fuse-qdq{algebra},canonicalize,cse,dce", &stack);
+    let (b, _) = crate::testing::run("fuse-qdq{algebra},canonicalize,cse,dce", &stack);
+    assert_eq!(print(&a), print(&b));
+    assert_eq!(print(&a).matches("lowbit.qmatmul").count(), 24);
 }
 
 #[test]

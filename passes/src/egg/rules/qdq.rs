@@ -5,6 +5,7 @@
 //! | `matmul-dequantize` | `matmul(dequantize(xq, sx, zx), dequantize(wq, sw, zw)) -> qmatmul(xq, wq, sx', sw, zx', zw)` when `sx`/`zx` are per-tensor or per-row of `x` (axis `rank-2`, reshaped to `[M, 1]`, or one block spanning `K`, as per-token quantization writes it) and `sw`/`zw` per-tensor or per-column of `w` (axis `rank-1`, or one block spanning `K`) | EXACT-R |
 //! | `linear-dequantize`, `linear-bias-dequantize` | `linear(dequantize(xq, sx, zx), dequantize(wq, sw, zw), b) -> qmatmul(xq, transpose(wq), sx', sw', zx', zw') + b` for `w` `[out, in]` with per-tensor or per-output-row scales (or one block spanning `in`); the bias add rounds separately | EXACT-R |
 //! | `dequantize-scale-fold` | `dequantize(q, s, z) * splat(c) -> dequantize(q, s·c, z)` (either side; `s` constant) | EXACT-R |
+//! | `qmatmul-scale-fold` | `qmatmul(xq, wq, sx, sw, ..) * splat(c) -> qmatmul(xq, wq, sx, sw·c, ..)` (either side; `sw` constant) | EXACT-R |
 //! | `quantize-dequantize` | `quantize(dequantize(q, s), s) -> q` (same scale class, no zero point, same granularity, same type) | EXACT-BIT (guarded) |
 //! | `quantize-dequantize-zp` | `quantize(dequantize(q, s, z), s, z) -> q` (same, with a zero point) | EXACT-BIT (guarded) |
 //! | `transpose-dequantize` | `transpose(dequantize(q, s, z), p) -> dequantize(transpose(q, p), s, z)` (per-tensor, or per-axis with the axis permuted) | EXACT-BIT |
@@ -57,6 +58,7 @@ pub fn rules() -> Vec<Rule> {
         Rule { name: "linear-dequantize", doc: "linear(dequantize(xq, sx, zx), dequantize(wq, sw, zw), b) -> qmatmul(xq, transpose(wq), sx, sw, zx, zw) + b", exactness: Exactness::ExactR, lhs: "(graph.linear ?x ?w)", apply: linear_dequantize },
         Rule { name: "linear-bias-dequantize", doc: "linear(dequantize(xq, sx, zx), dequantize(wq, sw, zw), b) -> qmatmul(xq, transpose(wq), sx, sw, zx, zw) + b", exactness: Exactness::ExactR, lhs: "(graph.linear ?x ?w ?b)", apply: linear_dequantize },
         Rule { name: "dequantize-scale-fold", doc: "dequantize(q, s, z) * splat(c) -> dequantize(q, s*c, z)", exactness: Exactness::ExactR, lhs: "(graph.mul ?a ?b)", apply: dequantize_scale_fold },
+        Rule { name: "qmatmul-scale-fold", doc: "qmatmul(xq, wq, sx, sw, ..) * splat(c) -> qmatmul(xq, wq, sx, sw*c, ..)", exactness: Exactness::ExactR, lhs: "(graph.mul ?a ?b)", apply: qmatmul_scale_fold },
         Rule { name: "quantize-dequantize", doc: "quantize(dequantize(q, s), s) -> q", exactness: Exactness::ExactBit, lhs: "(lowbit.quantize ?x ?s)", apply: quantize_dequantize },
         Rule { name: "quantize-dequantize-zp", doc: "quantize(dequantize(q, s, z), s, z) -> q", exactness: Exactness::ExactBit, lhs: "(lowbit.quantize ?x ?s ?z)", apply: quantize_dequantize },
         Rule { name: "transpose-dequantize", doc: "transpose(dequantize(q, s, z), p) -> dequantize(transpose(q, p), s, z)", exactness: Exactness::ExactBit, lhs: "(graph.transpose ?a)", apply: transpose_dequantize },
@@ -315,6 +317,53 @@ fn dequantize_scale_fold(eg: &mut Graph, _c: Id, mul: &OpNode) -> Vec<Id> {
         }
     }
     out
+}
+
+fn qmatmul_scale_fold(eg: &mut Graph, _c: Id, mul: &OpNode) -> Vec<Id> {
+    let res = mul.types[0].clone();
+    let mut out = Vec::new();
+    for (d, c) in [
+        (mul.children[0], mul.children[1]),
+        (mul.children[1], mul.children[0]),
+    ] {
+        let Some(factor) = splat_factor(eg, c, &res) else {
+            continue;
+        };
+        if ty(eg, d).as_ref() != Some(&res) {
+            continue;
+        }
+        for qm in ops_in(eg, d, l(L::QMatMul)) {
+            let s = qm.children[3];
+            let (Some(st), Some(sv)) = (ty(eg, s), konst(eg, s)) else {
+                continue;
+            };
+            let folded: Vec<f64> = sv.iter().map(|v| v * factor).collect();
+            if folded.iter().any(|v| !v.is_finite() || *v == 0.0) {
+                continue;
+            }
+            let s2 = add_constant(eg, st, folded);
+            let mut children = qm.children.clone();
+            children[3] = s2;
+            if let Some(id) = add_checked(
+                eg,
+                l(L::QMatMul),
+                &attrs_of(&qm),
+                qm.types.to_vec(),
+                children,
+            ) {
+                out.push(id);
+            }
+        }
+    }
+    out
+}
+
+/// The factor of a splat constant `c` of `res`'s element type: finite and non-zero.
+fn splat_factor(eg: &Graph, c: Id, res: &TensorType) -> Option<f64> {
+    let (ct, k) = (ty(eg, c)?, konst(eg, c)?);
+    let &factor = k.first()?;
+    (ct.elem == res.elem && k.iter().all(|&v| v == factor) && factor.is_finite() && factor != 0.0)
+        .then_some(factor)
 }
 
 /// Unit roundoff, smallest normal and largest finite value of the float types a
