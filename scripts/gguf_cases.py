@@ -5,7 +5,8 @@
 
 For each of Q4_0, Q4_1, Q8_0, Q4_K, Q6_K writes OUT_DIR/llama_<type>.gguf (hidden 256, 2
 layers, 4 heads, 2 KV heads, vocab 64; every matrix in that type, norms in F32; the Q8_0
-file has no output.weight, so the embedding is tied) and OUT_DIR/llama_<type>.npz with
+file has no output.weight, so the embedding is tied; the Q6_K file has a rope_freqs.weight
+of per-frequency divisors, as llama3 conversions write) and OUT_DIR/llama_<type>.npz with
 
     input_ids [B, S], logits [B, S, V], present.N.key/value [B, Hkv, S, D]
         a float64 forward pass (scripts/llama_reference.py) over the dequantized weights;
@@ -133,6 +134,11 @@ def make(out_dir, qtype, seed):
     w.add_token_scores([float(-i) for i in range(v)])
     w.add_token_types([1] * v)
     out, W = {}, {}
+    cfg = dict(CFG)
+    if qtype == T.Q6_K:
+        factors = rng.uniform(1.0, 4.0, d // 2).astype(np.float32)
+        w.add_tensor("rope_freqs.weight", factors)
+        cfg["rope_freq_factors"] = factors.astype(np.float64)
 
     def matrix(gname, hfname, rows, cols, scale, perm_heads=None):
         q = quantized(rng, rows, cols, qtype, scale)
@@ -174,7 +180,7 @@ def make(out_dir, qtype, seed):
     x = rng.standard_normal((nh * d, 3))
     assert np.array_equal(unpermute(permute(x, nh), nh), x)
     ids = rng.integers(0, v, size=(B, S))
-    logits, presents = ref.forward(CFG, W, ids, np.ones((B, S), np.int64))
+    logits, presents = ref.forward(cfg, W, ids, np.ones((B, S), np.int64))
     out.update(presents)
     out["input_ids"] = ids.astype(np.int64)
     out["logits"] = logits

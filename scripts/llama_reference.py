@@ -59,6 +59,8 @@ def inv_freq(cfg):
     d = cfg["head_dim"]
     theta = cfg.get("rope_theta", 10000.0)
     inv = 1.0 / theta ** (np.arange(0, d, 2, dtype=np.float64) / d)
+    if "rope_freq_factors" in cfg:  # GGUF rope_freqs.weight: per-frequency divisors
+        inv = inv / np.asarray(cfg["rope_freq_factors"], np.float64)
     rs = cfg.get("rope_scaling")
     if rs is None:
         return inv

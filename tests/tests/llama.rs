@@ -588,6 +588,21 @@ fn malformed_gguf_is_refused_in_one_sentence() {
             "the file ends inside the key of metadata entry 0",
         ),
     ];
+    // Found by the `gguf` fuzz target: a zero dim hid an overflowing product of the others.
+    let mut zero_dim = tiny_gguf(0, 1, 256);
+    let at = 4 + 4 + 8 + 8 + 8 + 1;
+    zero_dim.splice(at..at + 4 + 16, {
+        let mut v = 4u32.to_le_bytes().to_vec();
+        for d in [32u64, 0, 1 << 40, 1 << 40] {
+            v.extend(d.to_le_bytes());
+        }
+        v
+    });
+    let mut cases = cases;
+    cases.push((
+        zero_dim,
+        "has dims [32, 0, 1099511627776, 1099511627776], too large to address",
+    ));
     for (bytes, want) in cases {
         let e = parse_gguf(&bytes).expect_err(want);
         assert!(e.contains(want), "expected '{want}' in: {e}");

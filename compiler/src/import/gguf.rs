@@ -427,14 +427,18 @@ pub fn parse_gguf(bytes: &[u8]) -> Result<GgufHeader, String> {
             ),
             None => format!("tensor '{name}' has unknown ggml type {t}"),
         })?;
-        let product = |dims: &[u64]| {
-            dims.iter()
-                .try_fold(1u64, |a, &d| a.checked_mul(d))
-                .filter(|&n| n <= i64::MAX as u64)
-        };
-        let elems = product(&ne)
-            .filter(|_| product(ne.get(1..).unwrap_or(&[])).is_some())
-            .ok_or_else(|| format!("tensor '{name}' has dims {ne:?}, too large to address"))?;
+        // The product of the non-zero dims bounds every partial product, in any order.
+        let nonzero = ne
+            .iter()
+            .filter(|&&d| d != 0)
+            .try_fold(1u64, |a, &d| a.checked_mul(d))
+            .filter(|&n| n <= i64::MAX as u64);
+        if nonzero.is_none() {
+            return Err(format!(
+                "tensor '{name}' has dims {ne:?}, too large to address"
+            ));
+        }
+        let elems: u64 = ne.iter().product();
         let blk = format.block_elems() as u64;
         let cols = ne.first().copied().unwrap_or(1);
         if cols % blk != 0 {
