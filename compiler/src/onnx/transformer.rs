@@ -59,7 +59,12 @@ pub(super) fn layer_norm(im: &mut Importer, n: &N<'_>) -> OnnxResult<Vec<Val>> {
         .with("kind", Attr::Str("mean".into()))
         .with("axes", Attr::Ints((ax as i64..xt.rank() as i64).collect()))
         .with("keepdims", Attr::Bool(true));
-    let mean = n.emit1(im, g(G::Reduce), &[xs.clone()], mean_attrs.clone())?;
+    let mean = n.emit1(
+        im,
+        g(G::Reduce),
+        std::slice::from_ref(&xs),
+        mean_attrs.clone(),
+    )?;
     let d = n.emit1(im, g(G::Sub), &[xs, mean.clone()], Attrs::new())?;
     let sq = n.emit1(im, g(G::Mul), &[d.clone(), d], Attrs::new())?;
     let var = n.emit1(im, g(G::Reduce), &[sq], mean_attrs)?;
@@ -326,7 +331,12 @@ pub(super) fn attention(im: &mut Importer, n: &N<'_>) -> OnnxResult<Vec<Val>> {
             frontier(im, &|i, j| (j - i + len_q - right) as f64)?;
         }
         if left >= 0 {
-            let neg = n.emit1(im, g(graph::Op::Neg), &[lens.clone()], Attrs::new())?;
+            let neg = n.emit1(
+                im,
+                g(graph::Op::Neg),
+                std::slice::from_ref(&lens),
+                Attrs::new(),
+            )?;
             let mut c = Vec::new();
             for i in 0..len_q {
                 for j in 0..total {
