@@ -68,6 +68,10 @@ impl Pass for FuseQdq {
         "fuse-qdq"
     }
 
+    fn notes(&self) -> Vec<String> {
+        self.explanations.clone()
+    }
+
     fn configure(&mut self, opts: &PassOptions) -> Result<(), PipelineError> {
         self.algebra = opts.flag("algebra")?;
         self.explain = opts.flag("explain")?;

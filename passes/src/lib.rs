@@ -90,29 +90,29 @@ use fold_rotations::FoldRotations;
 use fuse_attention::FuseAttention;
 use fuse_qdq::FuseQdq;
 use lower_to_kernel::LowerToKernel;
+use quant::migrate_scales::MigrateScales;
+use quant::quantize_activations::QuantizeActivations;
+use quant::quantize_weights::QuantizeWeights;
 use quantize_attention::QuantizeAttention;
 use rotate::Rotate;
 use smooth_attention::SmoothAttention;
 use sparsify_attention::SparsifyAttention;
-use quant::migrate_scales::MigrateScales;
-use quant::quantize_activations::QuantizeActivations;
-use quant::quantize_weights::QuantizeWeights;
 
 passes! {
-    "canonicalize"    => Canonicalize,  "fold constant subgraphs, remove identities, compose transposes and reshapes, drop dead ops";
-    "cse"             => Cse,           "merge pure ops with equal opcodes, operands, attributes and result types";
-    "dce"             => Dce,           "remove pure ops whose results are unused";
-    "fuse-attention"  => FuseAttention, "fuse matmul-scale-mask-softmax-matmul chains (heads, GQA repeats) into attn.sdpa (EXACT-R)";
-    "fuse-qdq"        => FuseQdq,       "fold quantize/dequantize chains into lowbit.qmatmul, drop exact Q∘DQ round trips, fold scales (e-graph, exact rules)";
-    "fold-rotations"  => FoldRotations, "fold rot.rotate/rot.hadamard into adjacent linear weights (orthogonality checked), keep the rest online (EXACT-R)";
-    "lower-to-kernel" => LowerToKernel, "lower linear/matmul (+activation), sdpa and add+layer_norm to kernel ops";
-    "rotate"          => Rotate,        "QuaRot/SpinQuant rotations as exact pairs: norm gains folded, residual stream, V/O per head, online Hadamard before down_proj and on Q/K after RoPE (EXACT-R)";
-    "quantize-attention" => QuantizeAttention, "attn.sdpa -> SageAttention-style attn.quantized_sdpa with a given recipe, or the cheapest meeting a cosine budget on calibration inputs (APPROX)";
-    "smooth-attention" => SmoothAttention, "exact SageAttention smoothing before attn.sdpa: K minus its token mean (R1), Q minus its block mean with the ΔS score correction (R2) (EXACT-R)";
-    "migrate-scales"  => MigrateScales, "SmoothQuant scale migration s = max|x|^a / max|w|^(1-a) into the producing norm or linear, or an explicit x/s (EXACT-R)";
-    "quantize-weights" => QuantizeWeights, "graph.linear weights to int8/int4 per channel or per group (RTN or AWQ scales) behind lowbit.dequantize (APPROX)";
-    "quantize-activations" => QuantizeActivations, "int8 activations (dynamic per-token/per-tensor or static) before linears with quantized weights, as lowbit.qmatmul (APPROX)";
-    "sparsify-attention" => SparsifyAttention, "sdpa -> block_sparse_sdpa with a run-time block mask from pooled Q/K estimates (APPROX)";
+    "canonicalize"         => Canonicalize,         "fold constant subgraphs, remove identities, compose transposes and reshapes, drop dead ops";
+    "cse"                  => Cse,                  "merge pure ops with equal opcodes, operands, attributes and result types";
+    "dce"                  => Dce,                  "remove pure ops whose results are unused";
+    "fuse-qdq"             => FuseQdq,              "fold quantize/dequantize chains into lowbit.qmatmul, drop exact Q∘DQ round trips, fold scales (e-graph, exact rules)";
+    "fuse-attention"       => FuseAttention,        "fuse matmul-scale-mask-softmax-matmul chains (heads, GQA repeats) into attn.sdpa (EXACT-R)";
+    "smooth-attention"     => SmoothAttention,      "exact SageAttention smoothing before attn.sdpa: K minus its token mean (R1), Q minus its block mean with the ΔS score correction (R2) (EXACT-R)";
+    "quantize-attention"   => QuantizeAttention,    "attn.sdpa -> SageAttention-style attn.quantized_sdpa with a given recipe, or the cheapest meeting a cosine budget on calibration inputs (APPROX)";
+    "sparsify-attention"   => SparsifyAttention,    "sdpa -> block_sparse_sdpa with a run-time block mask from pooled Q/K estimates (APPROX)";
+    "rotate"               => Rotate,               "QuaRot/SpinQuant rotations as exact pairs: norm gains folded, residual stream, V/O per head, online Hadamard before down_proj and on Q/K after RoPE (EXACT-R)";
+    "fold-rotations"       => FoldRotations,        "fold rot.rotate/rot.hadamard into adjacent linear weights (orthogonality checked), keep the rest online (EXACT-R)";
+    "migrate-scales"       => MigrateScales,        "SmoothQuant scale migration s = max|x|^a / max|w|^(1-a) into the producing norm or linear, or an explicit x/s (EXACT-R)";
+    "quantize-weights"     => QuantizeWeights,      "graph.linear weights to int8/int4 per channel or per group (RTN or AWQ scales) behind lowbit.dequantize (APPROX)";
+    "quantize-activations" => QuantizeActivations,  "int8 activations (dynamic per-token/per-tensor or static) before linears with quantized weights, as lowbit.qmatmul (APPROX)";
+    "lower-to-kernel"      => LowerToKernel,        "lower linear/matmul (+activation), sdpa and add+layer_norm to kernel ops";
 }
 
 /// The registered pass named `name`.

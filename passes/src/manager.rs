@@ -207,11 +207,19 @@ impl PassManager {
         self.entries
             .iter()
             .map(|e| {
-                if e.stats.iter().next().is_none() {
+                let mut s = if e.stats.iter().next().is_none() {
                     format!("{}: (no counters)\n", e.info.name)
                 } else {
                     format!("{}: {}\n", e.info.name, e.stats)
+                };
+                for note in e.pass.notes() {
+                    for line in note.lines() {
+                        s.push_str("  ");
+                        s.push_str(line);
+                        s.push('\n');
+                    }
                 }
+                s
             })
             .collect()
     }

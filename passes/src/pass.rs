@@ -41,6 +41,13 @@ pub trait Pass {
         let _ = env;
         self.run(func)
     }
+
+    /// Text lines the pass recorded for `--pass-stats` beyond its counters: why a fusion
+    /// fired (egg explanations), which precision a search chose per op and why cheaper
+    /// ones were rejected. The default is none.
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// What a pass may read and change besides the IR.

@@ -514,11 +514,20 @@ mod tests {
 
     #[test]
     fn unknown_pass() {
+        // The list of known passes grows with the registry: it is checked to name every
+        // registered pass, in table order.
+        let names: Vec<&str> = crate::PASSES.iter().map(|p| p.name).collect();
+        for core in ["canonicalize", "cse", "dce", "lower-to-kernel"] {
+            assert!(names.contains(&core), "{core} is not registered");
+        }
         assert_eq!(
             err("canonicalize,fuse-qkv,dce"),
-            "<pipeline>:1:14: error: unknown pass 'fuse-qkv'; known passes: canonicalize, cse, dce, lower-to-kernel\n\
-             canonicalize,fuse-qkv,dce\n\
-             \x20            ^^^^^^^^\n"
+            format!(
+                "<pipeline>:1:14: error: unknown pass 'fuse-qkv'; known passes: {}\n\
+                 canonicalize,fuse-qkv,dce\n\
+                 \x20            ^^^^^^^^\n",
+                names.join(", ")
+            )
         );
     }
 

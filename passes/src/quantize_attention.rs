@@ -224,6 +224,10 @@ impl Pass for QuantizeAttention {
         PASS
     }
 
+    fn notes(&self) -> Vec<String> {
+        self.decisions.iter().map(|d| d.to_string()).collect()
+    }
+
     fn configure(&mut self, opts: &PassOptions) -> Result<(), PipelineError> {
         let qk = one_of(opts, "qk", &["i8", "i4", "f8"], "i8, i4 or f8")?;
         let pv = one_of(opts, "pv", &["f16", "f8", "i8"], "f16, f8 or i8")?;

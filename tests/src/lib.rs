@@ -113,9 +113,19 @@ impl Case {
             .replace("%s", &self.rel_path)
     }
 
-    /// Runs the RUN line in-process from the `tests/` directory.
+    /// Runs the RUN line in-process from the `tests/` directory. `%t` stands for a fresh
+    /// temporary directory; the files the command wrote there are appended to the outcome
+    /// (`.mlir` files in full, tensor files as one `name: type` line per tensor), and the
+    /// directory's path reads `%t` in the output, so snapshots do not depend on it.
     pub fn run(&self) -> Outcome {
-        let args = self.command().unwrap_or_else(|e| panic!("{e}"));
+        let tmp = tempfile::tempdir().expect("a temporary directory");
+        let tmp_path = tmp.path().display().to_string();
+        let args: Vec<String> = self
+            .command()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .into_iter()
+            .map(|w| w.replace("%t", &tmp_path))
+            .collect();
         assert_eq!(
             args.first().map(String::as_str),
             Some("lowbit"),
@@ -131,12 +141,47 @@ impl Case {
         );
         let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
         let code = lowbit_compiler::cli::main_with_args(&args, &mut stdout, &mut stderr);
+        let mut stdout = String::from_utf8_lossy(&stdout).into_owned();
+        stdout.push_str(&written_files(tmp.path()));
         Outcome {
-            stdout: String::from_utf8_lossy(&stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+            stdout: stdout.replace(&tmp_path, "%t"),
+            stderr: String::from_utf8_lossy(&stderr).replace(&tmp_path, "%t"),
             code,
         }
     }
+}
+
+/// The files a case's command wrote into `dir`, by name: `.mlir` in full, `.safetensors`
+/// and `.npz` as one `name: tensor<...>` line per tensor.
+fn written_files(dir: &Path) -> String {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    names.sort();
+    let mut out = String::new();
+    for path in names {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        out.push_str(&format!("----- %t/{name} -----\n"));
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or_default();
+        if ext == "safetensors" || ext == "npz" {
+            match lowbit_runtime::read_tensors(&path) {
+                Ok(map) => {
+                    for (k, t) in &map {
+                        out.push_str(&format!("{k}: {}\n", lowbit_compiler::tensors::type_of(t)));
+                    }
+                }
+                Err(e) => out.push_str(&format!("(unreadable: {e})\n")),
+            }
+        } else {
+            let text =
+                std::fs::read_to_string(&path).unwrap_or_else(|e| format!("(unreadable: {e})\n"));
+            out.push_str(&text);
+        }
+    }
+    out
 }
 
 impl Outcome {

@@ -197,7 +197,8 @@ fn used_weights(module: &Module) -> BTreeSet<String> {
 fn write_weights(path: &Path, weights: &Weights) -> CliResult<()> {
     let host = crate::tensors::to_host_map(weights.iter().map(|(k, t)| (k.clone(), t)))
         .map_err(Failure::msg)?;
-    let tmp = path.with_extension("safetensors.tmp");
+    // The temporary keeps the `.safetensors` extension: the writer picks the format by it.
+    let tmp = path.with_extension("tmp.safetensors");
     lowbit_runtime::write_tensors(&tmp, &host).map_err(Failure::msg)?;
     std::fs::rename(&tmp, path)
         .map_err(|e| Failure::msg(format!("cannot write '{}': {e}", path.display())))

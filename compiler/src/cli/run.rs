@@ -67,10 +67,12 @@ pub(super) struct RunArgs {
 
 pub(super) fn run(a: RunArgs, stdout: &mut dyn Write, stderr: &mut dyn Write) -> CliResult<()> {
     let outputs = if super::import::is_checkpoint_dir(Path::new(&a.input)) {
+        refuse_mlir_flags(&a, "a checkpoint")?;
         super::import::run_checkpoint(Path::new(&a.input), &a.dims, a.inputs.as_deref())?
     } else if Path::new(&a.input).is_dir() {
         run_artifact(&a)?
     } else if super::onnx::is_onnx(&a.input) {
+        refuse_mlir_flags(&a, "an ONNX model")?;
         super::onnx::run_onnx(&a.input, &a.dims, a.assume_no_nan, a.inputs.as_deref())?
     } else {
         run_mlir(&a, stderr)?
@@ -82,6 +84,23 @@ pub(super) fn run(a: RunArgs, stdout: &mut dyn Write, stderr: &mut dyn Write) ->
         write_tensors(path, &outputs).map_err(Failure::msg)?;
     }
     Ok(())
+}
+
+/// Flags that only a `.mlir` input uses are an error for an imported model, rather than
+/// silently ignored: a pipeline runs on IR (`lowbit import` first, then `lowbit run` on it).
+fn refuse_mlir_flags(a: &RunArgs, what: &str) -> CliResult<()> {
+    let given = [
+        (a.weights.is_some(), "--weights"),
+        (a.func.is_some(), "--func"),
+        (a.pipeline.pass_pipeline.is_some(), "--pass-pipeline"),
+    ];
+    match given.iter().find(|(g, _)| *g) {
+        Some((_, flag)) => Err(Failure::msg(format!(
+            "{flag} applies to .mlir input only; '{}' is {what}: import it with 'lowbit import' first",
+            a.input
+        ))),
+        None => Ok(()),
+    }
 }
 
 fn run_artifact(a: &RunArgs) -> CliResult<TensorMap> {

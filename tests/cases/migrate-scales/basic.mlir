@@ -1,4 +1,4 @@
-// RUN: lowbit opt %s --pass-pipeline='migrate-scales{alpha=0.5}' --weights cases/migrate-scales/basic.npz --calibration cases/migrate-scales/basic-cal.npz --pass-stats --diff-numerics=random:1 -o /tmp/lowbit-case-migrate-scales-basic.mlir --print-ir-after-all
+// RUN: lowbit opt %s --pass-pipeline='migrate-scales{alpha=0.5}' --weights cases/migrate-scales/basic.npz --calibration cases/migrate-scales/basic-cal.npz --pass-stats --diff-numerics=random:1 -o %t/out.mlir --print-ir-after-all
 
 // Two foldable groups. %h (a layer norm) feeds only the linears q and k: γ and β become
 // "ln.g.smooth"/"ln.b.smooth" (divided by s) and q.w, k.w get their columns multiplied by s.

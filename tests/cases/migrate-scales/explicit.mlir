@@ -1,4 +1,4 @@
-// RUN: lowbit opt %s --pass-pipeline='migrate-scales{explicit=true}' --weights cases/migrate-scales/explicit.npz --calibration cases/migrate-scales/explicit-cal.npz --pass-stats --diff-numerics=random:2 -o /tmp/lowbit-case-migrate-scales-explicit.mlir --print-ir-after-all
+// RUN: lowbit opt %s --pass-pipeline='migrate-scales{explicit=true}' --weights cases/migrate-scales/explicit.npz --calibration cases/migrate-scales/explicit-cal.npz --pass-stats --diff-numerics=random:2 -o %t/out.mlir --print-ir-after-all
 
 // A post-LN residual block as BERT has it: %h feeds the linear o and the residual add, so
 // the norm cannot absorb 1/s. With explicit=true the linear reads %h · (1/s) (a new weight

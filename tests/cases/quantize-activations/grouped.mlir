@@ -1,4 +1,4 @@
-// RUN: lowbit opt %s --pass-pipeline='quantize-weights{bits=4 group=4},quantize-activations' --weights cases/quantize-activations/weights.npz --pass-stats --diff-numerics=random:3 -o /tmp/lowbit-case-quantize-activations-grouped.mlir --print-ir-after=quantize-activations
+// RUN: lowbit opt %s --pass-pipeline='quantize-weights{bits=4 group=4},quantize-activations' --weights cases/quantize-activations/weights.npz --pass-stats --diff-numerics=random:3 -o %t/out.mlir --print-ir-after=quantize-activations
 
 // Group-wise int4 weights have scales that vary along the reduction, which a qmatmul
 // epilogue cannot apply: the activation gets a quantize/dequantize pair and the linear

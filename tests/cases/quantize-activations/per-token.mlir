@@ -1,4 +1,4 @@
-// RUN: lowbit opt %s --pass-pipeline='quantize-weights{bits=8 group=0},quantize-activations' --weights cases/quantize-activations/weights.npz --pass-stats --diff-numerics=random:1 -o /tmp/lowbit-case-quantize-activations-per-token.mlir --print-ir-after=quantize-activations
+// RUN: lowbit opt %s --pass-pipeline='quantize-weights{bits=8 group=0},quantize-activations' --weights cases/quantize-activations/weights.npz --pass-stats --diff-numerics=random:1 -o %t/out.mlir --print-ir-after=quantize-activations
 
 // W8A8 with dynamic per-token activations. %x is read by two quantized linears: it is
 // quantized once, with a run-time scale per row max(concat(x, -x))/127 (+ the smallest

@@ -1,4 +1,4 @@
-// RUN: lowbit opt %s --pass-pipeline='quantize-weights{bits=8 group=0},quantize-activations{granularity=per-tensor mode=static}' --weights cases/quantize-activations/weights.npz --calibration cases/quantize-activations/cal.npz --pass-stats --diff-numerics=cases/quantize-activations/cal.npz -o /tmp/lowbit-case-quantize-activations-static.mlir --print-ir-after=quantize-activations
+// RUN: lowbit opt %s --pass-pipeline='quantize-weights{bits=8 group=0},quantize-activations{granularity=per-tensor mode=static}' --weights cases/quantize-activations/weights.npz --calibration cases/quantize-activations/cal.npz --pass-stats --diff-numerics=cases/quantize-activations/cal.npz -o %t/out.mlir --print-ir-after=quantize-activations
 
 // Static per-tensor scale from the calibration set: max|x| = 6, scale = 6/127 as a
 // constant; qmatmul(quantize(x, 6/127), transpose(wq), 6/127, sw). Expected: qmatmul=1.

@@ -1,4 +1,4 @@
-// RUN: lowbit opt %s --pass-pipeline='quantize-weights{bits=4 group=4 sym=false scheme=awq}' --weights cases/quantize-weights/weights.npz --calibration cases/quantize-weights/cal.npz --pass-stats --diff-numerics=cases/quantize-weights/cal.npz -o /tmp/lowbit-case-quantize-weights-awq.mlir --print-ir-after-all
+// RUN: lowbit opt %s --pass-pipeline='quantize-weights{bits=4 group=4 sym=false scheme=awq}' --weights cases/quantize-weights/weights.npz --calibration cases/quantize-weights/cal.npz --pass-stats --diff-numerics=cases/quantize-weights/cal.npz -o %t/out.mlir --print-ir-after-all
 
 // AWQ on a linear whose input has no producer that could absorb 1/s: the scale goes to an
 // explicit multiply by "w.smooth_inv" (AWQ's ScaledActivation) and the weight's columns are

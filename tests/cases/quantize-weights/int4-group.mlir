@@ -1,4 +1,4 @@
-// RUN: lowbit opt %s --pass-pipeline='quantize-weights{bits=4 group=4 sym=false}' --weights cases/quantize-weights/weights.npz --pass-stats --diff-numerics=random:1 -o /tmp/lowbit-case-quantize-weights-int4.mlir --print-ir-after-all
+// RUN: lowbit opt %s --pass-pipeline='quantize-weights{bits=4 group=4 sym=false}' --weights cases/quantize-weights/weights.npz --pass-stats --diff-numerics=random:1 -o %t/out.mlir --print-ir-after-all
 
 // AWQ-style asymmetric uint4 in groups of 4 input channels over 6 inputs: two groups per
 // row (the second partial), "w.qweight" ui4 [2, 6], "w.scales" f32 [2, 2], "w.qzeros" ui4

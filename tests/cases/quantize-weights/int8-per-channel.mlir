@@ -1,4 +1,4 @@
-// RUN: lowbit opt %s --pass-pipeline='quantize-weights{bits=8 group=0}' --weights cases/quantize-weights/weights.npz --pass-stats --diff-numerics=random:1 -o /tmp/lowbit-case-quantize-weights-int8.mlir --print-ir-after-all
+// RUN: lowbit opt %s --pass-pipeline='quantize-weights{bits=8 group=0}' --weights cases/quantize-weights/weights.npz --pass-stats --diff-numerics=random:1 -o %t/out.mlir --print-ir-after-all
 
 // %w is read by two linears: it is quantized once ("w.qweight" i8 [2, 6], "w.scales" f32
 // [2], one per output row: max|w|/127 = 4/127 and 0.6/127) and the one dequantize
