@@ -30,3 +30,9 @@ for (ka, x), (kb, r) in zip(sorted(a.items()), sorted(b.items())):
     rel_l1 = np.abs(x - r).sum() / np.abs(r).sum()
     print(f"example: {ka} (native) vs {kb} (interpreter): relative L1 = {rel_l1:.3e}")
 PY
+
+echo
+echo "example: lowbit opt examples/attention_block.mlir --diff-numerics=random:1 (per-pass error against the unoptimized block)"
+$lowbit opt examples/attention_block.mlir --diff-numerics=random:1 \
+    --pass-pipeline='canonicalize,cse,smooth-attention,quantize-attention{qk=i8 pv=f16},lower-to-kernel' > out/attention_block.quantized.mlir
+echo "example: the quantized block is in out/attention_block.quantized.mlir"

@@ -909,3 +909,53 @@ fn precision_search_reports_per_op() {
         "{err}"
     );
 }
+
+/// `lowbit opt --diff-numerics` on the bundled example: one row per pass, exact passes at
+/// (f32 rounding) zero, SageAttention's smoothing exact, the quantized attention visibly
+/// approximate but close (int8 QK, f16 PV), and the kernel lowering adding nothing.
+#[test]
+fn diff_numerics_on_the_bundled_example() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/attention_block.mlir");
+    let (code, out, err) = fuse_attention_lowbit(&[
+        "opt",
+        example.to_str().unwrap(),
+        "--diff-numerics=random:1",
+        "--pass-pipeline=canonicalize,cse,smooth-attention,quantize-attention{qk=i8 pv=f16},lower-to-kernel",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("kernel.attention") || out.contains("attn.quantized_sdpa"),
+        "{out}"
+    );
+    let rows: Vec<(String, f64, f64, f64)> = err
+        .lines()
+        .filter(|l| !l.starts_with("//") && !l.starts_with("pass "))
+        .map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            assert_eq!(w.len(), 4, "a table row: {l}");
+            let num = |s: &str| s.parse::<f64>().unwrap_or_else(|_| panic!("{l}"));
+            (w[0].to_string(), num(w[1]), num(w[2]), num(w[3]))
+        })
+        .collect();
+    let names: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "(input)",
+            "canonicalize",
+            "cse",
+            "smooth-attention",
+            "quantize-attention",
+            "lower-to-kernel"
+        ],
+        "{err}"
+    );
+    let row = |n: &str| rows.iter().find(|r| r.0 == n).unwrap();
+    for exact in ["(input)", "canonicalize", "cse"] {
+        assert_eq!(row(exact).2, 0.0, "{exact}: {err}");
+    }
+    assert!(row("smooth-attention").2 < 1e-6, "{err}");
+    let q = row("quantize-attention");
+    assert!(q.2 > 1e-6 && q.2 < 1e-2 && q.3 > 0.9999, "{err}");
+    assert!((row("lower-to-kernel").2 - q.2).abs() < 1e-6, "{err}");
+}

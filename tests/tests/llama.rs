@@ -752,6 +752,39 @@ fn cli_import_run_and_inspect() {
         "{}",
         &out[..400]
     );
+    // --entry names the function; it must agree with --dim past.
+    let (code, out_entry, err) = lowbit(&[
+        "import",
+        d,
+        "--entry",
+        "decode",
+        "--dim",
+        "sequence=1",
+        "--dim",
+        "past=3",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out_entry, out,
+        "--entry decode builds the same IR as --dim past alone"
+    );
+    let (code, _, err) = lowbit(&["import", d, "--entry", "decode", "--dim", "sequence=1"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--entry decode reads a KV cache"), "{err}");
+    let (code, _, err) = lowbit(&["import", d, "--entry", "prefill", "--dim", "past=2"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("--entry prefill starts from an empty cache"),
+        "{err}"
+    );
+    let (code, out_prefill, err) =
+        lowbit(&["import", d, "--entry", "prefill", "--dim", "sequence=4"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out_prefill.contains("(function @prefill)"),
+        "{}",
+        &out_prefill[..300]
+    );
     // Errors are one sentence.
     let bad = tmp.path().join("bad.gguf");
     std::fs::write(&bad, b"not a gguf file at all").unwrap();

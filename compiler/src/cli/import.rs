@@ -68,8 +68,9 @@ pub(super) fn is_checkpoint_path(p: &Path) -> bool {
         || is_gguf(p)
 }
 
-/// Parses `--dim NAME=N` flags: `batch`, `sequence`, and (Llama family) `past`.
-fn parse_dims(flags: &[String]) -> CliResult<LlamaDims> {
+/// Parses `--dim NAME=N` flags: `batch`, `sequence`, and (Llama family) `past`, checked
+/// against `--entry`: `decode` needs `past=T` (T >= 1), `prefill` takes none.
+fn parse_dims(flags: &[String], entry: Option<&str>) -> CliResult<LlamaDims> {
     let mut dims = LlamaDims::default();
     for flag in flags {
         let parsed = flag
@@ -86,7 +87,15 @@ fn parse_dims(flags: &[String]) -> CliResult<LlamaDims> {
             }
         }
     }
-    Ok(dims)
+    match entry {
+        Some("decode") if dims.past == 0 => Err(Failure::msg(
+            "--entry decode reads a KV cache: give its length with --dim past=T (T >= 1)",
+        )),
+        Some("prefill") if dims.past > 0 => Err(Failure::msg(
+            "--entry prefill starts from an empty cache; drop --dim past (or use --entry decode)",
+        )),
+        _ => Ok(dims),
+    }
 }
 
 /// An imported checkpoint of either family.
@@ -200,10 +209,11 @@ pub(super) fn import_checkpoint(
     path: &Path,
     output: Option<&Path>,
     dims: &[String],
+    entry: Option<&str>,
     print: &PrintArgs,
     stdout: &mut dyn Write,
 ) -> CliResult<()> {
-    let loaded = load(path, parse_dims(dims)?)?;
+    let loaded = load(path, parse_dims(dims, entry)?)?;
     let (inputs, outputs) = loaded.names();
     let names = |kind: &str, names: &[String]| {
         names
@@ -275,9 +285,10 @@ pub(super) fn import_checkpoint(
 pub(super) fn run_checkpoint(
     path: &Path,
     dims: &[String],
+    entry: Option<&str>,
     input: Option<&Path>,
 ) -> CliResult<TensorMap> {
-    let loaded = load(path, parse_dims(dims)?)?;
+    let loaded = load(path, parse_dims(dims, entry)?)?;
     let f = &loaded.module().funcs[0];
     let (inputs_names, outputs_names) = loaded.names();
     let names = inputs_names.join(", ");

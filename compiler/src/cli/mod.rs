@@ -198,6 +198,7 @@ pub fn main_with_args(args: &[String], stdout: &mut dyn Write, stderr: &mut dyn 
                 Path::new(&a.model),
                 a.output.as_deref(),
                 &a.dims,
+                a.entry.as_deref(),
                 &a.print,
                 stdout,
             )

@@ -44,6 +44,10 @@ pub(super) struct ImportArgs {
     /// ONNX only: assume run-time tensors hold no NaN (`IsNaN` of one is false everywhere).
     #[arg(long)]
     pub(super) assume_no_nan: bool,
+    /// Causal language models: the function to build, `prefill` (default) or `decode`
+    /// (needs `--dim past=T`).
+    #[arg(long, value_name = "ENTRY", value_parser = ["prefill", "decode"])]
+    pub(super) entry: Option<String>,
     #[command(flatten)]
     pub(super) print: PrintArgs,
 }
@@ -81,6 +85,11 @@ pub(super) fn run_import(
     _stdout: &mut dyn Write,
     stderr: &mut dyn Write,
 ) -> CliResult<()> {
+    if a.entry.is_some() {
+        return Err(Failure::msg(
+            "--entry applies to causal language model checkpoints, not to ONNX models",
+        ));
+    }
     let Some(output) = &a.output else {
         return Err(Failure::msg(format!(
             "importing '{}' needs -o FILE.mlir (its weights go to the sibling .safetensors)",

@@ -46,6 +46,10 @@ pub(super) struct RunArgs {
     /// Inputs by name (.npz or .safetensors).
     #[arg(long = "input", value_name = "FILE", conflicts_with = "random_inputs")]
     inputs: Option<PathBuf>,
+    /// Causal language models: the function to build, `prefill` (default) or `decode`
+    /// (needs `--dim past=T`).
+    #[arg(long, value_name = "ENTRY", value_parser = ["prefill", "decode"])]
+    entry: Option<String>,
     /// Generate deterministic random inputs from this seed.
     #[arg(long, value_name = "SEED")]
     random_inputs: Option<u64>,
@@ -66,9 +70,20 @@ pub(super) struct RunArgs {
 }
 
 pub(super) fn run(a: RunArgs, stdout: &mut dyn Write, stderr: &mut dyn Write) -> CliResult<()> {
+    if a.entry.is_some() && !super::import::is_checkpoint_dir(Path::new(&a.input)) {
+        return Err(Failure::msg(format!(
+            "--entry applies to causal language model checkpoints; '{}' is not one",
+            a.input
+        )));
+    }
     let outputs = if super::import::is_checkpoint_dir(Path::new(&a.input)) {
         refuse_mlir_flags(&a, "a checkpoint")?;
-        super::import::run_checkpoint(Path::new(&a.input), &a.dims, a.inputs.as_deref())?
+        super::import::run_checkpoint(
+            Path::new(&a.input),
+            &a.dims,
+            a.entry.as_deref(),
+            a.inputs.as_deref(),
+        )?
     } else if Path::new(&a.input).is_dir() {
         run_artifact(&a)?
     } else if super::onnx::is_onnx(&a.input) {
