@@ -259,6 +259,20 @@ pub fn shell_words(s: &str) -> Result<Vec<String>, String> {
     Ok(words)
 }
 
+/// Runs `lowbit ARGS` in-process (the CLI's `main_with_args`); returns the exit code,
+/// stdout and stderr. The test binaries' one way to call the command line.
+pub fn lowbit(args: &[&str]) -> (i32, String, String) {
+    let mut argv = vec!["lowbit".to_string()];
+    argv.extend(args.iter().map(|s| s.to_string()));
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = lowbit_compiler::cli::main_with_args(&argv, &mut out, &mut err);
+    (
+        code,
+        String::from_utf8_lossy(&out).into_owned(),
+        String::from_utf8_lossy(&err).into_owned(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

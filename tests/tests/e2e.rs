@@ -18,6 +18,7 @@
 //! This is the only test binary that links LLVM (through `lowbit-compiler`); keep
 //! code-generation tests here.
 
+use lowbit_tests::lowbit;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -668,19 +669,6 @@ fn existing_directory_is_replaced_only_on_success() {
     assert_eq!(err.to_string(), "module has no function '@g' (it has '@f')");
 }
 
-/// Runs `lowbit ARGS` in-process; returns (exit code, stdout, stderr).
-fn fuse_attention_lowbit(args: &[&str]) -> (i32, String, String) {
-    let mut argv = vec!["lowbit".to_string()];
-    argv.extend(args.iter().map(|s| s.to_string()));
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = lowbit_compiler::cli::main_with_args(&argv, &mut out, &mut err);
-    (
-        code,
-        String::from_utf8_lossy(&out).into_owned(),
-        String::from_utf8_lossy(&err).into_owned(),
-    )
-}
-
 /// `fuse-attention` on the real MiniLM ONNX export (paraphrase-MiniLM-L3-v2, 3 layers, as
 /// the ONNX importer brings it in with batch 1 and sequence 128): every attention fuses
 /// (3 `attn.sdpa`, each keeping the padding mask as its mask operand, no softmax left),
@@ -712,12 +700,11 @@ fn minilm_onnx_attention_fuses_without_changing_outputs() {
     let mut args = vec!["import", model];
     args.extend(dims);
     args.extend(["-o", &ir]);
-    let (code, _, err) = fuse_attention_lowbit(&args);
+    let (code, _, err) = lowbit(&args);
     assert_eq!(code, 0, "import: {err}");
     let fused = path("fused.mlir");
     let pipeline = "--pass-pipeline=canonicalize,fuse-attention";
-    let (code, _, err) =
-        fuse_attention_lowbit(&["opt", &ir, pipeline, "--pass-stats", "-o", &fused]);
+    let (code, _, err) = lowbit(&["opt", &ir, pipeline, "--pass-stats", "-o", &fused]);
     assert_eq!(code, 0, "opt: {err}");
     assert!(
         err.contains("fuse-attention: fused=3 gqa=0 causal=0 masked=3"),
@@ -753,7 +740,7 @@ fn minilm_onnx_attention_fuses_without_changing_outputs() {
             pipeline,
             "--pass-stats",
         ];
-        let (code, _, err) = fuse_attention_lowbit(&args);
+        let (code, _, err) = lowbit(&args);
         assert_eq!(code, 0, "run {pipeline}: {err}");
         assert_eq!(
             err.contains("fuse-attention: fused=3"),
@@ -791,25 +778,12 @@ fn minilm_onnx_attention_fuses_without_changing_outputs() {
     }
 }
 
-/// Runs `lowbit ARGS` in-process for the report tests; returns (exit code, stdout, stderr).
-fn report_lowbit(args: &[&str]) -> (i32, String, String) {
-    let mut argv = vec!["lowbit".to_string()];
-    argv.extend(args.iter().map(|s| s.to_string()));
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = lowbit_compiler::cli::main_with_args(&argv, &mut out, &mut err);
-    (
-        code,
-        String::from_utf8_lossy(&out).into_owned(),
-        String::from_utf8_lossy(&err).into_owned(),
-    )
-}
-
 /// `lowbit report attention-quant` prints the T1.3 table (small size here; the full-size
 /// numbers are asserted by the lowbit-passes unit tests): ten configurations × three
 /// scenarios of cosine % / relative L1 / RMSE, INT8 rows above 99.9 %.
 #[test]
 fn report_attention_quant_prints_the_table() {
-    let (code, out, err) = report_lowbit(&[
+    let (code, out, err) = lowbit(&[
         "report",
         "attention-quant",
         "--seed",
@@ -837,7 +811,7 @@ fn report_attention_quant_prints_the_table() {
             }
         }
     }
-    let (code, _, err) = report_lowbit(&["report", "attention-quant", "--head-dim", "4"]);
+    let (code, _, err) = lowbit(&["report", "attention-quant", "--head-dim", "4"]);
     assert_eq!(code, 1);
     assert!(err.contains("--head-dim"), "{err}");
 }
@@ -861,7 +835,7 @@ fn precision_search_reports_per_op() {
     lowbit_runtime::io::write_safetensors(&cal, &map).unwrap();
     let (file, cal) = (file.to_str().unwrap(), cal.to_str().unwrap());
 
-    let (code, out, err) = report_lowbit(&[
+    let (code, out, err) = lowbit(&[
         "report",
         "precision-search",
         file,
@@ -877,7 +851,7 @@ fn precision_search_reports_per_op() {
         ),
         "{out}"
     );
-    let (code, out, err) = report_lowbit(&[
+    let (code, out, err) = lowbit(&[
         "report",
         "precision-search",
         file,
@@ -894,7 +868,7 @@ fn precision_search_reports_per_op() {
     assert_eq!(out.matches("< 1").count(), 4, "{out}");
     assert!(out.contains("kept-full=1"), "{out}");
 
-    let (code, out, err) = report_lowbit(&[
+    let (code, out, err) = lowbit(&[
         "opt",
         file,
         "--pass-pipeline=quantize-attention{budget=0.5}",
@@ -916,7 +890,7 @@ fn precision_search_reports_per_op() {
 #[test]
 fn diff_numerics_on_the_bundled_example() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/attention_block.mlir");
-    let (code, out, err) = fuse_attention_lowbit(&[
+    let (code, out, err) = lowbit(&[
         "opt",
         example.to_str().unwrap(),
         "--diff-numerics=random:1",

@@ -9,6 +9,7 @@
 //! interpreter, and compares `last_hidden_state` over every position (padded ones too:
 //! both sides use the same additive mask) and `sentence_embedding`.
 
+use lowbit_tests::lowbit;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -71,20 +72,6 @@ fn mean_cosine(got: &[f64], want: &[f64], n: usize) -> f64 {
         })
         .collect();
     rows.iter().sum::<f64>() / rows.len() as f64
-}
-
-fn lowbit(args: &[&str]) -> (i32, String, String) {
-    let args: Vec<String> = std::iter::once("lowbit")
-        .chain(args.iter().copied())
-        .map(String::from)
-        .collect();
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = lowbit_compiler::cli::main_with_args(&args, &mut out, &mut err);
-    (
-        code,
-        String::from_utf8_lossy(&out).into_owned(),
-        String::from_utf8_lossy(&err).into_owned(),
-    )
 }
 
 #[test]

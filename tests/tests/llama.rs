@@ -9,6 +9,7 @@
 //! within 1e-4 relative (max abs error over max abs reference), every dequantized int4/int8
 //! weight bit for bit, and prefill(S) + decode steps against prefill(S + k) within 1e-5.
 
+use lowbit_tests::lowbit;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -627,20 +628,6 @@ fn malformed_gguf_is_refused_in_one_sentence() {
 }
 
 // ---------------------------------------------------------------- CLI
-
-fn lowbit(args: &[&str]) -> (i32, String, String) {
-    let args: Vec<String> = std::iter::once("lowbit")
-        .chain(args.iter().copied())
-        .map(String::from)
-        .collect();
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = lowbit_compiler::cli::main_with_args(&args, &mut out, &mut err);
-    (
-        code,
-        String::from_utf8_lossy(&out).into_owned(),
-        String::from_utf8_lossy(&err).into_owned(),
-    )
-}
 
 #[test]
 fn cli_import_run_and_inspect() {

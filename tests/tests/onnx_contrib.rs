@@ -7,12 +7,12 @@
 //! 1e-4 · max |ort|. A missing Python package fails the tests with a message naming
 //! `scripts/setup.sh`.
 
+use lowbit_tests::lowbit;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use lowbit_compiler::cli::main_with_args;
 use lowbit_runtime::read_tensors;
 
 /// The directory the case script wrote (once per test binary).
@@ -34,19 +34,6 @@ fn cases() -> &'static Path {
         );
         dir
     })
-}
-
-/// Runs `lowbit ARGS`; returns (exit code, stdout, stderr).
-fn lowbit(args: &[&str]) -> (i32, String, String) {
-    let mut argv = vec!["lowbit".to_string()];
-    argv.extend(args.iter().map(|s| s.to_string()));
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = main_with_args(&argv, &mut out, &mut err);
-    (
-        code,
-        String::from_utf8_lossy(&out).into_owned(),
-        String::from_utf8_lossy(&err).into_owned(),
-    )
 }
 
 /// Imports and interprets case `name`; every output must be within 1e-4 · max |ref| of
