@@ -155,6 +155,25 @@ impl PassOptions {
         }
     }
 
+    /// The error for option `key`, whose value the pass read but cannot accept: it names
+    /// `expected` and points at the value in the pipeline (or at nothing when the option
+    /// was not given, e.g. a default that conflicts with another option).
+    pub fn invalid(&self, key: &str, expected: &'static str) -> PipelineError {
+        match self.entries.iter().find(|e| e.key == key) {
+            Some(e) => self.bad(e, expected),
+            None => PipelineError {
+                kind: PipelineErrorKind::BadValue {
+                    pass: self.pass,
+                    option: key.to_string(),
+                    expected,
+                    value: String::new(),
+                },
+                span: Span { start: 0, end: 0 },
+                pipeline: self.pipeline.clone(),
+            },
+        }
+    }
+
     /// A non-negative integer option; `None` when absent.
     pub fn usize(&self, key: &'static str) -> Result<Option<usize>, PipelineError> {
         let Some(e) = self.entry(key) else {

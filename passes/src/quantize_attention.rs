@@ -48,7 +48,7 @@ use lowbit_dialects::Opcode;
 
 use crate::pass::{Pass, PassEnv, PassError, PassResult, Stats};
 use crate::pipeline::{PassOptions, PipelineError};
-use crate::smooth_attention::{bad_value, bool_option};
+use crate::smooth_attention::bool_option;
 
 const PASS: &str = "quantize-attention";
 
@@ -214,7 +214,7 @@ fn one_of(
         None => Ok(None),
         Some(v) => match allowed.iter().find(|&&a| a == v) {
             Some(&a) => Ok(Some(a)),
-            None => Err(bad_value(PASS, key, expected, v)),
+            None => Err(opts.invalid(key, expected)),
         },
     }
 }
@@ -241,7 +241,7 @@ impl Pass for QuantizeAttention {
         ] {
             if let Some(b) = opts.usize(key)? {
                 if b == 0 {
-                    return Err(bad_value(PASS, key, "a positive integer", "0"));
+                    return Err(opts.invalid(key, "a positive integer"));
                 }
                 *slot = b;
             }
@@ -249,33 +249,19 @@ impl Pass for QuantizeAttention {
         if let Some(s) = opts.string("budget")? {
             match s.parse::<f64>() {
                 Ok(x) if x > 0.0 && x <= 1.0 => self.budget = Some(x),
-                _ => {
-                    return Err(bad_value(
-                        PASS,
-                        "budget",
-                        "a cosine similarity in (0, 1]",
-                        s,
-                    ))
-                }
+                _ => return Err(opts.invalid("budget", "a cosine similarity in (0, 1]")),
             }
             if qk.is_some() || pv.is_some() || given_smooth_q || given_smooth_k {
-                return Err(bad_value(
-                    PASS,
+                return Err(opts.invalid(
                     "budget",
                     "no qk, pv, smooth-q or smooth-k beside it (the search chooses them)",
-                    s,
                 ));
             }
         }
         // The op smooths Q over its quantization block: with one-query blocks the centered
         // Q is zero and Q would not be quantized at all (the search's INT4 recipes smooth Q).
         if self.recipe.q_block == 1 && (self.recipe.smooth_q || self.budget.is_some()) {
-            return Err(bad_value(
-                PASS,
-                "q-block",
-                "at least 2 with Q smoothing (per-token Q smoothing cancels Q; put smooth-attention{q-block=N} first and use smooth-q=false)",
-                "1",
-            ));
+            return Err(opts.invalid("q-block", "at least 2 with Q smoothing (per-token Q smoothing cancels Q; put smooth-attention{q-block=N} first and use smooth-q=false)"));
         }
         if let Some(qk) = qk {
             self.recipe.qk = qk;

@@ -42,14 +42,13 @@
 use lowbit_dialects::attn::Op as A;
 use lowbit_dialects::graph::Op as G;
 use lowbit_dialects::interp::Tensor;
-use lowbit_dialects::ir::diag::Span;
 use lowbit_dialects::ir::{Attr, Attrs, DenseAttr, Elem, Func, Loc, Op, TensorType, Value};
 use lowbit_dialects::rot::hadamard::hadamard_matrix;
 use lowbit_dialects::rot::Op as R;
 use lowbit_dialects::Opcode;
 
 use crate::pass::{Pass, PassEnv, PassError, PassResult, Stats};
-use crate::pipeline::{PassOptions, PipelineError, PipelineErrorKind};
+use crate::pipeline::{PassOptions, PipelineError};
 use crate::util::Users;
 
 /// Which rotation points `rotate` rewrites.
@@ -131,16 +130,14 @@ impl Pass for Rotate {
     fn configure(&mut self, opts: &PassOptions) -> Result<(), PipelineError> {
         if let Some(k) = opts.string("kind")? {
             if k != "hadamard" {
-                return Err(bad_value("rotate", "kind", "hadamard", k));
+                return Err(opts.invalid("kind", "hadamard"));
             }
         }
         if let Some(w) = opts.string("where")? {
             self.points = Points::parse(w).ok_or_else(|| {
-                bad_value(
-                    "rotate",
+                opts.invalid(
                     "where",
                     "a comma-separated subset of gains, residual, attn-v, ffn-down, kv (quoted)",
-                    w,
                 )
             })?;
         }
@@ -205,26 +202,6 @@ impl Pass for Rotate {
 pub(crate) fn e18(x: f64) -> u64 {
     (x * 1e18).ceil().min(u64::MAX as f64) as u64
 }
-
-/// An option error without a position (the options API has no span accessor).
-pub(crate) fn bad_value(
-    pass: &'static str,
-    option: &str,
-    expected: &'static str,
-    value: &str,
-) -> PipelineError {
-    PipelineError {
-        kind: PipelineErrorKind::BadValue {
-            pass,
-            option: option.to_string(),
-            expected,
-            value: value.to_string(),
-        },
-        span: Span { start: 0, end: 0 },
-        pipeline: String::new(),
-    }
-}
-
 /// SplitMix64, for the random signs.
 struct SplitMix(u64);
 

@@ -35,12 +35,11 @@
 
 use lowbit_dialects::attn::Op as A;
 use lowbit_dialects::graph::Op as G;
-use lowbit_dialects::ir::diag::Span;
 use lowbit_dialects::ir::{Attr, Attrs, DenseAttr, Elem, Func, Loc, Op, TensorType, Value};
 use lowbit_dialects::Opcode;
 
 use crate::pass::{Pass, PassError, PassResult, Stats};
-use crate::pipeline::{PassOptions, PipelineError, PipelineErrorKind};
+use crate::pipeline::{PassOptions, PipelineError};
 
 /// Default Q smoothing block (SageAttention3's reference code groups 128 tokens).
 pub const DEFAULT_Q_BLOCK: usize = 128;
@@ -78,26 +77,6 @@ pub(crate) fn bool_option(
         _ => v,
     })
 }
-
-/// An option error without a position (the options API exposes no span to passes).
-pub(crate) fn bad_value(
-    pass: &'static str,
-    option: &str,
-    expected: &'static str,
-    value: &str,
-) -> PipelineError {
-    PipelineError {
-        kind: PipelineErrorKind::BadValue {
-            pass,
-            option: option.to_string(),
-            expected,
-            value: value.to_string(),
-        },
-        span: Span { start: 0, end: 0 },
-        pipeline: String::new(),
-    }
-}
-
 impl Pass for SmoothAttention {
     fn name(&self) -> &'static str {
         "smooth-attention"
@@ -108,7 +87,7 @@ impl Pass for SmoothAttention {
         self.k = bool_option(opts, "k", true)?;
         if let Some(b) = opts.usize("q-block")? {
             if b == 0 {
-                return Err(bad_value(self.name(), "q-block", "a positive integer", "0"));
+                return Err(opts.invalid("q-block", "a positive integer"));
             }
             self.q_block = b;
         }

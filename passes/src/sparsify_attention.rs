@@ -50,12 +50,11 @@
 use lowbit_dialects::attn::Op as A;
 use lowbit_dialects::graph::Op as G;
 use lowbit_dialects::interp::run_func;
-use lowbit_dialects::ir::diag::Span;
 use lowbit_dialects::ir::{Attr, Attrs, DenseAttr, Elem, Func, Loc, Op, TensorType, Value};
 use lowbit_dialects::Opcode;
 
 use crate::pass::{Pass, PassEnv, PassError, PassResult, Stats};
-use crate::pipeline::{PassOptions, PipelineError, PipelineErrorKind};
+use crate::pipeline::{PassOptions, PipelineError};
 
 /// Default block size (query and key blocks), as in SpargeAttn/SLA.
 pub const DEFAULT_BLOCK: usize = 64;
@@ -99,14 +98,14 @@ impl Pass for SparsifyAttention {
     fn configure(&mut self, opts: &PassOptions) -> Result<(), PipelineError> {
         if let Some(b) = opts.usize("block")? {
             if b == 0 {
-                return Err(bad_value("block", "a positive integer", "0"));
+                return Err(opts.invalid("block", "a positive integer"));
             }
             self.block = b;
         }
         if let Some(s) = opts.string("keep")? {
             match s.parse::<f64>() {
                 Ok(x) if x > 0.0 && x <= 1.0 => self.keep = x,
-                _ => return Err(bad_value("keep", "a number in (0, 1]", s)),
+                _ => return Err(opts.invalid("keep", "a number in (0, 1]")),
             }
         }
         Ok(())
@@ -196,21 +195,6 @@ impl Pass for SparsifyAttention {
         Ok(r)
     }
 }
-
-/// An option error without a position (the options API has no float accessor yet).
-fn bad_value(option: &str, expected: &'static str, value: &str) -> PipelineError {
-    PipelineError {
-        kind: PipelineErrorKind::BadValue {
-            pass: "sparsify-attention",
-            option: option.to_string(),
-            expected,
-            value: value.to_string(),
-        },
-        span: Span { start: 0, end: 0 },
-        pipeline: String::new(),
-    }
-}
-
 /// What the rewrite of one sdpa needs, all decided before the IR changes.
 #[derive(Debug)]
 struct Plan {

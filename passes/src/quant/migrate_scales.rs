@@ -27,8 +27,8 @@ use lowbit_dialects::ir::{Attrs, Func, Loc, Value};
 use lowbit_dialects::Opcode;
 
 use super::{
-    bad_option, capture, channel_absmax, divide_rows, exclusive_weight, linears, replace_weight,
-    stored, tensor, Linear,
+    capture, channel_absmax, divide_rows, exclusive_weight, linears, replace_weight, stored,
+    tensor, Linear,
 };
 use crate::pass::{Pass, PassEnv, PassError, PassResult, Stats};
 use crate::pipeline::{PassOptions, PipelineError};
@@ -194,7 +194,7 @@ impl Pass for MigrateScales {
         if let Some(a) = opts.string("alpha")? {
             match a.parse::<f64>() {
                 Ok(x) if (0.0..=1.0).contains(&x) => self.alpha = x,
-                _ => return Err(bad_option(NAME, "alpha", "a number in [0, 1]", a)),
+                _ => return Err(opts.invalid("alpha", "a number in [0, 1]")),
             }
         }
         self.explicit = opts.flag("explicit")?;

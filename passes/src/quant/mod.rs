@@ -27,8 +27,6 @@ use lowbit_dialects::numeric::round_to;
 use lowbit_dialects::Opcode;
 
 use crate::pass::{PassEnv, PassError};
-use crate::pipeline::{PipelineError, PipelineErrorKind};
-use lowbit_dialects::ir::diag::Span;
 
 /// The name of the `graph.weight` defining `v`.
 pub(crate) fn weight_name(f: &Func, v: Value) -> Option<&str> {
@@ -262,26 +260,6 @@ pub(crate) fn tensor(shape: &[usize], elem: Elem, data: Vec<f64>) -> Tensor {
 pub(crate) fn round_elem(v: f64, elem: Elem) -> f64 {
     round_to(v, elem)
 }
-
-/// A bad option value (no span: passes see their options already parsed).
-pub(crate) fn bad_option(
-    pass: &'static str,
-    option: &str,
-    expected: &'static str,
-    value: &str,
-) -> PipelineError {
-    PipelineError {
-        kind: PipelineErrorKind::BadValue {
-            pass,
-            option: option.to_string(),
-            expected,
-            value: value.to_string(),
-        },
-        span: Span { start: 0, end: 0 },
-        pipeline: String::new(),
-    }
-}
-
 /// Columns `j` of `w` (`[out, in]`) multiplied by `s[j]`.
 pub(crate) fn scale_columns(w: &Tensor, s: &[f64]) -> Tensor {
     let n = s.len();

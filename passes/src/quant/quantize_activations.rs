@@ -34,7 +34,7 @@ use lowbit_dialects::ir::{Attr, Attrs, DenseAttr, Elem, Func, Loc, Op, TensorTyp
 use lowbit_dialects::lowbit::Op as L;
 use lowbit_dialects::Opcode;
 
-use super::{bad_option, capture, linears, round_elem, Linear};
+use super::{capture, linears, round_elem, Linear};
 use crate::pass::{Pass, PassEnv, PassError, PassResult, Stats};
 use crate::pipeline::{PassOptions, PipelineError};
 
@@ -244,7 +244,7 @@ impl Pass for QuantizeActivations {
     fn configure(&mut self, opts: &PassOptions) -> Result<(), PipelineError> {
         if let Some(b) = opts.usize("bits")? {
             if b != 8 && b != 4 {
-                return Err(bad_option(NAME, "bits", "8 or 4", &b.to_string()));
+                return Err(opts.invalid("bits", "8 or 4"));
             }
             self.bits = b as u32;
         }
@@ -252,29 +252,20 @@ impl Pass for QuantizeActivations {
             self.granularity = match g {
                 "per-token" => Granularity::PerToken,
                 "per-tensor" => Granularity::PerTensor,
-                _ => {
-                    return Err(bad_option(
-                        NAME,
-                        "granularity",
-                        "per-token or per-tensor",
-                        g,
-                    ))
-                }
+                _ => return Err(opts.invalid("granularity", "per-token or per-tensor")),
             };
         }
         if let Some(m) = opts.string("mode")? {
             self.mode = match m {
                 "dynamic" => Mode::Dynamic,
                 "static" => Mode::Static,
-                _ => return Err(bad_option(NAME, "mode", "dynamic or static", m)),
+                _ => return Err(opts.invalid("mode", "dynamic or static")),
             };
         }
         if self.mode == Mode::Static && self.granularity == Granularity::PerToken {
-            return Err(bad_option(
-                NAME,
+            return Err(opts.invalid(
                 "mode",
                 "dynamic with granularity=per-token (static scales are per-tensor)",
-                "static",
             ));
         }
         Ok(())

@@ -41,9 +41,7 @@ use lowbit_dialects::numeric::round_half_even;
 use lowbit_dialects::Opcode;
 
 use super::migrate_scales::{groups, migrate};
-use super::{
-    add_weight, bad_option, capture, round_elem, sample_rows, stored, tensor, weight_name,
-};
+use super::{add_weight, capture, round_elem, sample_rows, stored, tensor, weight_name};
 use crate::pass::{Pass, PassEnv, PassError, PassResult, Stats};
 use crate::pipeline::{PassOptions, PipelineError};
 use crate::util::Users;
@@ -256,7 +254,7 @@ impl Pass for QuantizeWeights {
     fn configure(&mut self, opts: &PassOptions) -> Result<(), PipelineError> {
         if let Some(b) = opts.usize("bits")? {
             if b != 8 && b != 4 {
-                return Err(bad_option(NAME, "bits", "8 or 4", &b.to_string()));
+                return Err(opts.invalid("bits", "8 or 4"));
             }
             self.bits = b as u32;
         }
@@ -264,26 +262,26 @@ impl Pass for QuantizeWeights {
             self.group = match g.parse::<i64>() {
                 Ok(-1) | Ok(0) => 0,
                 Ok(n) if n > 0 => n as usize,
-                _ => return Err(bad_option(NAME, "group", "a positive integer, 0 or -1", g)),
+                _ => return Err(opts.invalid("group", "a positive integer, 0 or -1")),
             };
         }
         if let Some(s) = opts.string("sym")? {
             self.sym = match s {
                 "true" | "1" => true,
                 "false" | "0" => false,
-                _ => return Err(bad_option(NAME, "sym", "true or false", s)),
+                _ => return Err(opts.invalid("sym", "true or false")),
             };
         }
         if let Some(s) = opts.string("scheme")? {
             self.scheme = match s {
                 "rtn" => Scheme::Rtn,
                 "awq" => Scheme::Awq,
-                _ => return Err(bad_option(NAME, "scheme", "rtn or awq", s)),
+                _ => return Err(opts.invalid("scheme", "rtn or awq")),
             };
         }
         if let Some(n) = opts.usize("awq-tokens")? {
             if n == 0 {
-                return Err(bad_option(NAME, "awq-tokens", "a positive integer", "0"));
+                return Err(opts.invalid("awq-tokens", "a positive integer"));
             }
             self.awq_tokens = n;
         }
