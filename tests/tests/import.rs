@@ -429,3 +429,29 @@ fn minilm_agrees_with_onnxruntime_on_the_int8_export() {
         assert!(cos >= 0.999, "sentence {i}: cosine {cos:.6} < 0.999");
     }
 }
+
+/// `lowbit import FILE.safetensors` reads the checkpoint of the file's directory (its
+/// `config.json`): the same IR as importing the directory; a safetensors file with no
+/// config beside it is one sentence.
+#[test]
+fn import_accepts_the_safetensors_file() {
+    let dir = minilm_dir();
+    let file = dir.join("model.safetensors");
+    let d = dir.to_str().unwrap();
+    let (code, by_dir, err) = lowbit(&["import", d, "--dim", "sequence=8"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, by_file, err) = lowbit(&["import", file.to_str().unwrap(), "--dim", "sequence=8"]);
+    assert_eq!(code, 0, "{err}");
+    // The header comment names the path given; the IR after it is the same.
+    let body = |s: &str| s.lines().skip(1).collect::<Vec<_>>().join("\n");
+    assert_eq!(body(&by_file), body(&by_dir));
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let lone = tmp.path().join("w.safetensors");
+    std::fs::copy(&file, &lone).unwrap();
+    let (code, _, err) = lowbit(&["import", lone.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("has no config.json beside it") && err.lines().count() == 1,
+        "{err}"
+    );
+}

@@ -47,15 +47,39 @@ pub(super) fn is_gguf(p: &Path) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
 }
 
-/// Whether `lowbit import` reads `p` as a checkpoint: a directory or a GGUF file.
+/// Whether `p` names a safetensors file or a sharded checkpoint's index.
+fn is_safetensors_file(p: &Path) -> bool {
+    let s = p.to_string_lossy();
+    p.is_file() && (s.ends_with(".safetensors") || s.ends_with(".safetensors.index.json"))
+}
+
+/// Whether `lowbit import` reads `p` as a checkpoint: a directory, a GGUF file, or a
+/// safetensors file (its directory holds the `config.json`).
 pub(super) fn is_checkpoint(p: &Path) -> bool {
-    p.is_dir() || is_gguf(p)
+    p.is_dir() || is_gguf(p) || is_safetensors_file(p)
 }
 
 /// Whether `p` is a checkpoint `lowbit run` and `lowbit import` read: a directory holding
-/// `config.json`, or a GGUF file.
+/// `config.json`, a safetensors file beside one, or a GGUF file.
 pub(super) fn is_checkpoint_dir(p: &Path) -> bool {
-    p.join("config.json").is_file() || is_gguf(p)
+    p.join("config.json").is_file()
+        || is_gguf(p)
+        || (is_safetensors_file(p) && p.parent().is_some_and(|d| d.join("config.json").is_file()))
+}
+
+/// The checkpoint directory `p` stands for: itself, or a safetensors file's directory
+/// (which must hold `config.json`: the architecture comes from it).
+fn checkpoint_dir(p: &Path) -> CliResult<&Path> {
+    if !is_safetensors_file(p) {
+        return Ok(p);
+    }
+    match p.parent() {
+        Some(d) if d.join("config.json").is_file() => Ok(d),
+        _ => Err(Failure::msg(format!(
+            "'{}' has no config.json beside it; the model's architecture comes from it",
+            p.display()
+        ))),
+    }
 }
 
 /// Whether `lowbit inspect` reads `p` as a checkpoint: a directory, a `.safetensors`
@@ -143,6 +167,7 @@ fn read_config(dir: &Path) -> CliResult<Json> {
 
 /// Imports and verifies a checkpoint directory or GGUF file.
 fn load(path: &Path, dims: LlamaDims) -> CliResult<Loaded> {
+    let path = checkpoint_dir(path)?;
     let entry = if dims.past > 0 {
         Entry::Decode
     } else {
