@@ -1,16 +1,23 @@
-//! `quantize-attention{qk=i8|i4|f8 pv=f16|f8|i8 q-block=128 k-block=64 smooth-q=false
-//! smooth-k=true}` and its precision search `quantize-attention{budget=0.999}`:
+//! `quantize-attention{qk=i8|i4|f8 pv=f16|f8|i8 granularity=per-block|per-warp|per-thread|per-token
+//! q-block=128 k-block=64 warp-q=32 smooth-q=false smooth-q-block=Q smooth-k=true
+//! p=normalized|online}` and its precision search `quantize-attention{budget=0.999}`:
 //! SageAttention-style quantized attention (techniques.md §1.2, §1.5, R5).
 //!
 //! | rule | `lhs -> rhs` | class |
 //! |---|---|---|
-//! | `quantize-sdpa` | `sdpa(q, k, v, mask){scale, causal} -> quantized_sdpa(q, k, v, mask){scale, causal, qk, pv, q_block, k_block, smooth_q, smooth_k}` | APPROX |
+//! | `quantize-sdpa` | `sdpa(q, k, v, mask){scale, causal} -> quantized_sdpa(q, k, v, mask){scale, causal, qk, pv, q_block, k_block, smooth_q, smooth_k[, granularity, warp_q, smooth_q_block, p]}` | APPROX |
 //!
 //! APPROX: a one-directional lowering that runs only when this pass is in the pipeline.
 //! What `attn.quantized_sdpa` computes is fixed by the interpreter
 //! (`dialects/src/interp/attn/quant.rs`): K smoothing over all keys, Q smoothing per
-//! `q_block`, symmetric per-block Q/K quantization (`q_block` queries / `k_block` keys;
-//! per-token is `q-block=1 k-block=1`), P and V by `pv`.
+//! `smooth-q-block` queries (default: `q-block`), symmetric Q/K quantization per group —
+//! `granularity` (techniques.md §1.2): `per-block` (default; `q-block` queries / `k-block`
+//! keys), `per-warp` (`warp-q` queries / `k-block` keys), `per-thread` (SageAttention2's
+//! MMA-fragment groups: rows `{g, g+8, g+16, g+24}` of each `warp-q` slab, keys
+//! `{8j+2t, 8j+2t+1}` of each `k-block` block; `warp-q` and `k-block` multiples of 8) or
+//! `per-token` — then P and V by `pv`, P as the `normalized` softmax (default) or the
+//! blocked `online` P̃ over `k-block` keys. Options at their defaults add no attribute, so a
+//! per-block recipe prints as before; `warp_q` is written for the warp granularities.
 //!
 //! **Fixed mode** (no `budget`): every `attn.sdpa` becomes one `attn.quantized_sdpa` with
 //! the options' recipe. Defaults: `qk=i8 pv=f16 q-block=128 k-block=64 smooth-k=true
@@ -27,14 +34,19 @@
 //! chosen recipe, each rejected recipe with its cosine) is kept in
 //! [`QuantizeAttention::decisions`] and counted in the stats (`chose-<recipe>`,
 //! `rejected-<recipe>`). Without calibration inputs the pass fails with an error that
-//! names `--calibration`. `q-block` and `k-block` apply to the search recipes too; the
-//! other recipe options are chosen by the search and may not be given with `budget`.
+//! names `--calibration`. The grouping options apply to the search recipes too; `qk`,
+//! `pv`, `smooth-q` and `smooth-k` are chosen by the search and may not be given with
+//! `budget`.
 //!
-//! `q-block=1` (per-token Q) is refused together with Q smoothing (`smooth-q`, or the
-//! search, whose INT4 recipes smooth Q): the op smooths Q over its quantization block, so a
-//! one-query block would cancel Q and leave it unquantized. Per-token INT4 with Q
-//! smoothing is `smooth-attention{q-block=128},quantize-attention{qk=i4 q-block=1
-//! k-block=1 smooth-k=false}` instead.
+//! A Q smoothing block of one query (`q-block=1` without `smooth-q-block`, or
+//! `smooth-q-block=1`) is refused together with Q smoothing (`smooth-q`, or the search,
+//! whose INT4 recipes smooth Q): it would cancel Q and leave it unquantized. Per-token INT4
+//! with Q smoothing is `quantize-attention{qk=i4 granularity=per-token smooth-q=true}` (Q
+//! smoothed per `q-block` = 128 queries, as SageAttention2), or `q-block=1 k-block=1
+//! smooth-q=true smooth-q-block=128`. `warp-q` is refused unless `granularity` is
+//! `per-warp` or `per-thread`; `smooth-q-block` unless Q is smoothed. The grouping options
+//! (`granularity`, blocks, `warp-q`, `smooth-q-block`, `p`) apply to the search recipes
+//! too.
 //!
 //! Counters: `quantized`, `searched`, `kept-full`, then `chose-*`/`rejected-*` per search
 //! recipe.
@@ -65,6 +77,14 @@ pub struct Recipe {
     pub k_block: usize,
     /// Q block-mean smoothing with the ΔS correction.
     pub smooth_q: bool,
+    /// Queries per Q smoothing block; `None`: `q_block` (the op's default).
+    pub smooth_q_block: Option<usize>,
+    /// Q/K quantization groups: `"per-block"`, `"per-warp"`, `"per-thread"`, `"per-token"`.
+    pub granularity: &'static str,
+    /// Queries per warp slab (per-warp and per-thread groups).
+    pub warp_q: usize,
+    /// P as `"normalized"` softmax or blocked `"online"` P̃.
+    pub p: &'static str,
     /// K token-mean smoothing.
     pub smooth_k: bool,
 }
@@ -72,12 +92,37 @@ pub struct Recipe {
 impl Recipe {
     /// The attributes of the `attn.quantized_sdpa` (without `scale` and `causal`).
     pub fn attrs(&self, base: Attrs) -> Attrs {
-        base.with("qk", Attr::Str(self.qk.into()))
+        let mut attrs = base
+            .with("qk", Attr::Str(self.qk.into()))
             .with("pv", Attr::Str(self.pv.into()))
             .with("q_block", Attr::Int(self.q_block as i64))
             .with("k_block", Attr::Int(self.k_block as i64))
             .with("smooth_q", Attr::Bool(self.smooth_q))
-            .with("smooth_k", Attr::Bool(self.smooth_k))
+            .with("smooth_k", Attr::Bool(self.smooth_k));
+        // The op's defaults are left out, so per-block recipes print as they always did.
+        if let Some(b) = self.smooth_q_block {
+            attrs = attrs.with("smooth_q_block", Attr::Int(b as i64));
+        }
+        if self.granularity != "per-block" {
+            attrs = attrs.with("granularity", Attr::Str(self.granularity.into()));
+        }
+        if self.warp_based() {
+            attrs = attrs.with("warp_q", Attr::Int(self.warp_q as i64));
+        }
+        if self.p != "normalized" {
+            attrs = attrs.with("p", Attr::Str(self.p.into()));
+        }
+        attrs
+    }
+
+    /// Whether the Q groups are warp slabs (`warp_q` applies).
+    fn warp_based(&self) -> bool {
+        matches!(self.granularity, "per-warp" | "per-thread")
+    }
+
+    /// The queries per Q smoothing block the op uses.
+    pub fn q_smoothing_block(&self) -> usize {
+        self.smooth_q_block.unwrap_or(self.q_block)
     }
 }
 
@@ -89,8 +134,20 @@ impl std::fmt::Display for Recipe {
             "qk={} pv={} q-block={} k-block={}",
             self.qk, self.pv, self.q_block, self.k_block
         )?;
+        if self.granularity != "per-block" {
+            write!(f, " granularity={}", self.granularity)?;
+        }
+        if self.warp_based() {
+            write!(f, " warp-q={}", self.warp_q)?;
+        }
+        if self.p != "normalized" {
+            write!(f, " p={}", self.p)?;
+        }
         if self.smooth_q {
             f.write_str(" smooth-q")?;
+            if let Some(b) = self.smooth_q_block {
+                write!(f, " smooth-q-block={b}")?;
+            }
         }
         if self.smooth_k {
             f.write_str(" smooth-k")?;
@@ -120,6 +177,10 @@ const fn recipe(qk: &'static str, pv: &'static str, smooth_q: bool) -> Recipe {
         q_block: 128,
         k_block: 64,
         smooth_q,
+        smooth_q_block: None,
+        granularity: "per-block",
+        warp_q: 32,
+        p: "normalized",
         smooth_k: true,
     }
 }
@@ -258,10 +319,61 @@ impl Pass for QuantizeAttention {
                 ));
             }
         }
-        // The op smooths Q over its quantization block: with one-query blocks the centered
-        // Q is zero and Q would not be quantized at all (the search's INT4 recipes smooth Q).
-        if self.recipe.q_block == 1 && (self.recipe.smooth_q || self.budget.is_some()) {
-            return Err(opts.invalid("q-block", "at least 2 with Q smoothing (per-token Q smoothing cancels Q; put smooth-attention{q-block=N} first and use smooth-q=false)"));
+        let granularity = one_of(
+            opts,
+            "granularity",
+            &["per-block", "per-warp", "per-thread", "per-token"],
+            "per-block, per-warp, per-thread or per-token",
+        )?;
+        if let Some(g) = granularity {
+            self.recipe.granularity = g;
+        }
+        let p = one_of(opts, "p", &["normalized", "online"], "normalized or online")?;
+        if let Some(p) = p {
+            self.recipe.p = p;
+        }
+        if let Some(w) = opts.usize("warp-q")? {
+            if !self.recipe.warp_based() {
+                return Err(opts.invalid(
+                    "warp-q",
+                    "no warp-q unless granularity=per-warp or per-thread",
+                ));
+            }
+            if w == 0 || (self.recipe.granularity == "per-thread" && !w.is_multiple_of(8)) {
+                return Err(opts.invalid(
+                    "warp-q",
+                    "a positive integer (a multiple of 8 with granularity=per-thread)",
+                ));
+            }
+            self.recipe.warp_q = w;
+        }
+        if self.recipe.granularity == "per-thread" && !self.recipe.k_block.is_multiple_of(8) {
+            return Err(opts.invalid(
+                "k-block",
+                "a multiple of 8 with granularity=per-thread (4 key groups per 8 keys)",
+            ));
+        }
+        if let Some(b) = opts.usize("smooth-q-block")? {
+            if b == 0 {
+                return Err(opts.invalid("smooth-q-block", "a positive integer"));
+            }
+            if !self.recipe.smooth_q && self.budget.is_none() {
+                return Err(opts.invalid(
+                    "smooth-q-block",
+                    "no smooth-q-block without smooth-q=true (or budget)",
+                ));
+            }
+            self.recipe.smooth_q_block = Some(b);
+        }
+        // A one-query smoothing block cancels Q: the centered Q is zero and Q would not be
+        // quantized at all (the search's INT4 recipes smooth Q).
+        if self.recipe.q_smoothing_block() == 1 && (self.recipe.smooth_q || self.budget.is_some()) {
+            let key = if self.recipe.smooth_q_block.is_some() {
+                "smooth-q-block"
+            } else {
+                "q-block"
+            };
+            return Err(opts.invalid(key, "a Q smoothing block of at least 2 (one-query blocks cancel Q; for per-token Q with Q smoothing use granularity=per-token, which smooths per q-block, or smooth-q-block=N)"));
         }
         if let Some(qk) = qk {
             self.recipe.qk = qk;
@@ -399,6 +511,10 @@ impl QuantizeAttention {
             let r = Recipe {
                 q_block: self.recipe.q_block,
                 k_block: self.recipe.k_block,
+                smooth_q_block: self.recipe.smooth_q_block.filter(|_| base.smooth_q),
+                granularity: self.recipe.granularity,
+                warp_q: self.recipe.warp_q,
+                p: self.recipe.p,
                 ..base
             };
             let mut worst = f64::INFINITY;
@@ -564,6 +680,12 @@ mod tests {
         let b = body(&m);
         assert_eq!(b.matches("attn.quantized_sdpa").count(), 2, "{b}");
         assert!(b.contains("causal = true, k_block = 8 : i64, pv = \"f8\", q_block = 16 : i64, qk = \"i4\", scale = 0.25 : f32, smooth_k = true, smooth_q = true"), "{b}");
+        // Per-thread groups with the separate Q smoothing block and online P̃.
+        let (m, _) = run(
+            "quantize-attention{qk=i4 pv=f8 granularity=per-thread k-block=16 smooth-q=true smooth-q-block=16 p=online}",
+            TWO_LAYERS,
+        );
+        assert!(body(&m).contains("causal = true, granularity = \"per-thread\", k_block = 16 : i64, p = \"online\", pv = \"f8\", q_block = 128 : i64, qk = \"i4\", scale = 0.25 : f32, smooth_k = true, smooth_q = true, smooth_q_block = 16 : i64, warp_q = 32 : i64"), "{}", body(&m));
         let (m, _) = run("quantize-attention", TWO_LAYERS);
         assert!(
             body(&m).contains("k_block = 64 : i64, pv = \"f16\", q_block = 128 : i64, qk = \"i8\""),
@@ -671,12 +793,36 @@ mod tests {
             "quantize-attention{q-block=1 smooth-q=true}",
             "quantize-attention{q-block=1 budget=0.99}",
             "quantize-attention{block=64}",
+            "quantize-attention{granularity=per-lane}",
+            "quantize-attention{warp-q=16}",
+            "quantize-attention{granularity=per-token warp-q=16}",
+            "quantize-attention{granularity=per-thread warp-q=12}",
+            "quantize-attention{granularity=per-warp warp-q=0}",
+            "quantize-attention{granularity=per-thread k-block=12}",
+            "quantize-attention{smooth-q-block=128}",
+            "quantize-attention{smooth-q=true smooth-q-block=0}",
+            "quantize-attention{smooth-q=true smooth-q-block=1}",
+            "quantize-attention{p=lazy}",
         ] {
             assert!(crate::PassManager::parse(bad).is_err(), "{bad}");
         }
+        for good in [
+            "quantize-attention{budget=0.99 q-block=64 k-block=32}",
+            "quantize-attention{budget=0.99 granularity=per-thread smooth-q-block=64}",
+            "quantize-attention{q-block=1 smooth-q=true smooth-q-block=128}",
+            "quantize-attention{granularity=per-token smooth-q=true}",
+            "quantize-attention{granularity=per-warp warp-q=16 k-block=12 p=online}",
+        ] {
+            assert!(crate::PassManager::parse(good).is_ok(), "{good}");
+        }
+        // The error names the option and what it accepts.
+        let e = crate::PassManager::parse("quantize-attention{granularity=per-lane}")
+            .unwrap_err()
+            .render();
         assert!(
-            crate::PassManager::parse("quantize-attention{budget=0.99 q-block=64 k-block=32}")
-                .is_ok()
+            e.contains("'granularity'")
+                && e.contains("per-block, per-warp, per-thread or per-token"),
+            "{e}"
         );
     }
 

@@ -53,7 +53,10 @@ pub fn infer(op: Op, cx: &InferCx<'_>) -> InferResult {
             one_of(cx.attrs, "qk", None, &["i8", "i4", "f8"])?;
             one_of(cx.attrs, "pv", None, &["f16", "f8", "i8"])?;
             positive(cx.attrs, "q_block")?;
-            positive(cx.attrs, "k_block")?;
+            let k_block = positive(cx.attrs, "k_block")?;
+            positive(cx.attrs, "smooth_q_block")?;
+            one_of(cx.attrs, "p", Some("normalized"), &["normalized", "online"])?;
+            granularity(cx, k_block)?;
             sdpa(cx)
         }
         Op::BlockSparseSdpa => {
@@ -93,6 +96,38 @@ pub fn infer(op: Op, cx: &InferCx<'_>) -> InferResult {
         }
         Op::SigmoidAttention => Ok(vec![qkv(cx)?.out()]),
     }
+}
+
+/// The Q/K quantization groups of `attn.quantized_sdpa`: `granularity`, and `warp_q`,
+/// which only the warp-based granularities read; per-thread groups follow the MMA
+/// fragments, so `warp_q` and `k_block` are multiples of 8 there.
+fn granularity(cx: &InferCx<'_>, k_block: Option<i64>) -> Result<(), String> {
+    let g = one_of(
+        cx.attrs,
+        "granularity",
+        Some("per-block"),
+        &["per-block", "per-warp", "per-thread", "per-token"],
+    )?;
+    let warp_q = positive(cx.attrs, "warp_q")?;
+    if warp_q.is_some() && !matches!(g, "per-warp" | "per-thread") {
+        return Err(format!(
+            "warp_q applies to the per-warp and per-thread granularities, not \"{g}\""
+        ));
+    }
+    if g == "per-thread" {
+        let w = warp_q.unwrap_or(32);
+        if w % 8 != 0 {
+            return Err(format!(
+                "per-thread granularity needs warp_q to be a multiple of 8 (8-row MMA fragments), found {w}"
+            ));
+        }
+        if let Some(kb) = k_block.filter(|kb| kb % 8 != 0) {
+            return Err(format!(
+                "per-thread granularity needs k_block to be a multiple of 8 (8-key MMA fragments), found {kb}"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `attn.sdpa` (and `kernel.attention`): [`qkv`] plus the optional `mask`.

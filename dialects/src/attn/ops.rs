@@ -12,14 +12,23 @@ crate::dialect! {
 
     /// `softmax(scale · q kᵀ + mask) v`.
     Sdpa "sdpa" (q, k, v, opt(mask)) -> (out) [Pure] { req scale: Float, req causal: Bool };
-    /// SageAttention-style quantized attention (APPROX). K smoothing subtracts the per-head
-    /// token mean of K (exact under softmax); Q smoothing subtracts the per-block mean of Q
-    /// and adds back `mean · kᵀ` in full precision. Q/K are quantized symmetrically per block
-    /// of `q_block`/`k_block` tokens to `qk` (`"i8"`, `"i4"`, `"f8"`); P and V use `pv`
-    /// (`"f16"`, `"f8"` with P scaled by 448 and V per channel, `"i8"`).
+    /// SageAttention-style quantized attention (APPROX; techniques.md §1.1–1.2). K smoothing
+    /// subtracts the per-head token mean of K (exact under softmax); Q smoothing subtracts
+    /// the mean of Q per block of `smooth_q_block` queries (default `q_block`) and adds back
+    /// `mean · kᵀ` in full precision. Q/K are quantized symmetrically to `qk` (`"i8"`, `"i4"`,
+    /// `"f8"`) per group, the groups set by `granularity`: `"per-block"` (default) blocks of
+    /// `q_block` queries / `k_block` keys; `"per-warp"` slabs of `warp_q` (default 32)
+    /// queries / `k_block` keys; `"per-thread"` (SageAttention2) in each `warp_q` slab the 8
+    /// query groups `{g, g+8, g+16, …}` and in each `k_block` block the 4 key groups
+    /// `{8j+2t, 8j+2t+1}` (`warp_q`, `k_block` multiples of 8); `"per-token"` one group per
+    /// query / key. P and V use `pv` (`"f16"`, `"f8"` with P scaled by 448 and V per
+    /// channel, `"i8"`); `p` is `"normalized"` (default: the softmax, then quantized) or
+    /// `"online"` (blocked online P̃ over `k_block` keys with a running max; the denominator
+    /// sums the quantized P̃ for `"f8"`/`"i8"`, the unquantized one for `"f16"`).
     QuantizedSdpa "quantized_sdpa" (q, k, v, opt(mask)) -> (out) [Pure] {
         req scale: Float, req causal: Bool, req qk: Str, req pv: Str,
-        req q_block: Int, req k_block: Int, req smooth_q: Bool, req smooth_k: Bool
+        req q_block: Int, req k_block: Int, req smooth_q: Bool, req smooth_k: Bool,
+        opt granularity: Str, opt warp_q: Int, opt smooth_q_block: Int, opt p: Str
     };
     /// Block-sparse attention: `block_mask [B|1, H|1, ceil(N/block_q), ceil(M/block_k)]` (`i1`)
     /// keeps whole blocks; softmax renormalizes over kept keys; a row with none gives 0.
