@@ -17,25 +17,35 @@
 //! A dequantized value that has other uses stays for them; the matmul still reads the
 //! integer tensor (a quarter of the bytes of its `f32` form). Only exact rules run.
 //!
-//! Options: `algebra` (also run [`crate::egg::rules::algebra`]), `iter-limit` (default 30),
-//! `node-limit` (100000), `time-limit-ms` (10000), `explain` (keep egg's explanation of
-//! every new op; read them with [`FuseQdq::explanations`]).
+//! Identical blocks are saturated once: each function is cut into regions at values no
+//! rule can look through, each distinct region is saturated and extracted once, and the
+//! result is reused for every region with the same structure
+//! ([`crate::egg::regions`]). `reuse=false` saturates each function whole instead (the
+//! same result; for comparing and debugging).
 //!
-//! Stats: one `stop_*` count per function for the reason saturation stopped, `iterations`,
-//! `egraph_nodes`, each rule's applications by name, `ops_new`, `ops_removed` and
-//! `qmatmul_formed`.
+//! Options: `algebra` (also run [`crate::egg::rules::algebra`]), `iter-limit` (default 30),
+//! `node-limit` (100000), `time-limit-ms` (10000; all three per distinct region),
+//! `explain` (keep egg's explanation of every new op; read them with
+//! [`FuseQdq::explanations`]; saturates whole functions), `reuse` (default true).
+//!
+//! Stats: one `stop_*` count per function for the reason saturation stopped (the first
+//! region that did not saturate decides), `iterations` and `egraph_nodes` (summed over
+//! the distinct regions), each rule's applications by name (counted in every region that
+//! reuses them), `regions`, `regions_saturated` and `regions_reused`, `ops_new`,
+//! `ops_removed` and `qmatmul_formed`.
 
 use std::time::Duration;
 
 use lowbit_dialects::ir::Func;
 use lowbit_dialects::{lowbit, Opcode};
 
+use crate::egg::regions::{optimize_regions, RegionCount};
 use crate::egg::{optimize, rules, EggError, Limits, Report};
 use crate::pass::{Pass, PassError, PassResult, Stats};
 use crate::pipeline::{PassOptions, PipelineError};
 
 /// The `fuse-qdq` pass.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FuseQdq {
     /// Also saturate with the algebra rules.
     pub algebra: bool,
@@ -45,6 +55,21 @@ pub struct FuseQdq {
     pub explain: bool,
     /// Explanations recorded so far (one paragraph per new op), when `explain` is set.
     pub explanations: Vec<String>,
+    /// Saturate each distinct region once and reuse it (default); `false` saturates
+    /// each function whole.
+    pub reuse: bool,
+}
+
+impl Default for FuseQdq {
+    fn default() -> Self {
+        FuseQdq {
+            algebra: false,
+            limits: Limits::default(),
+            explain: false,
+            explanations: Vec::new(),
+            reuse: true,
+        }
+    }
 }
 
 impl FuseQdq {
@@ -75,6 +100,14 @@ impl Pass for FuseQdq {
     fn configure(&mut self, opts: &PassOptions) -> Result<(), PipelineError> {
         self.algebra = opts.flag("algebra")?;
         self.explain = opts.flag("explain")?;
+        self.reuse = match opts.string("reuse") {
+            Ok(None) => true,
+            Ok(Some("true" | "1")) => true,
+            Ok(Some("false" | "0")) => false,
+            Ok(Some(_)) => return Err(opts.invalid("reuse", "true or false")),
+            // `reuse` without a value.
+            Err(_) => opts.flag("reuse")?,
+        };
         if let Some(n) = opts.usize("iter-limit")? {
             self.limits.iterations = n;
         }
@@ -90,11 +123,32 @@ impl Pass for FuseQdq {
     fn run(&mut self, func: &mut Func) -> Result<PassResult, PassError> {
         let set = self.rules();
         let mut keys = Report::stat_keys(&set);
-        keys.extend(["ops_new", "ops_removed", "qmatmul_formed"]);
+        keys.extend([
+            "regions",
+            "regions_saturated",
+            "regions_reused",
+            "ops_new",
+            "ops_removed",
+            "qmatmul_formed",
+        ]);
         let mut stats = Stats::with_keys(&keys);
-        let out =
-            optimize(func, &set, &self.limits, self.explain).map_err(|e| to_pass_error(func, e))?;
+        let (out, count) = if self.reuse && !self.explain {
+            optimize_regions(func, &set, &self.limits)
+        } else {
+            optimize(func, &set, &self.limits, self.explain).map(|o| {
+                let one = RegionCount {
+                    regions: 1,
+                    saturated: 1,
+                    reused: 0,
+                };
+                (o, one)
+            })
+        }
+        .map_err(|e| to_pass_error(func, e))?;
         out.report.add_to(&mut stats);
+        stats.add("regions", count.regions);
+        stats.add("regions_saturated", count.saturated);
+        stats.add("regions_reused", count.reused);
         stats.add("ops_new", out.new_ops);
         stats.add("ops_removed", out.removed_ops);
         let qmm = |f: &Func| {

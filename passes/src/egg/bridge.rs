@@ -128,6 +128,17 @@ pub struct Extracted {
     pub replaced: Vec<(Op, Id)>,
     /// Cost of the result: the sum of its roots' class costs (see [`best_nodes`]).
     pub cost: f64,
+    /// Where each op of `func.body` comes from, in body order.
+    pub origins: Vec<Origin>,
+}
+
+/// Where an extracted op comes from, as indices into [`Loaded::originals`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Origin {
+    /// The original op it is (same node up to congruence), if any: it kept its location.
+    pub kept: Option<usize>,
+    /// The first original op of its e-class, if any: its position orders the output.
+    pub first: Option<usize>,
 }
 
 /// A node's cost for extraction: the cost model's, plus one per op so that fewer ops win
@@ -324,6 +335,7 @@ pub fn extract(loaded: &Loaded, original: &Func) -> Extracted {
     let mut new_ops = 0u64;
     let mut kept: BTreeSet<usize> = BTreeSet::new();
     let mut replaced = Vec::new();
+    let mut origins = Vec::new();
     // Inherited locations for classes without originals: the first user's (in reverse
     // emission order, users come after their operands).
     let mut inherit: BTreeMap<Id, Loc> = BTreeMap::new();
@@ -356,6 +368,10 @@ pub fn extract(loaded: &Loaded, original: &Func) -> Extracted {
                     o.types.to_vec(),
                     locs[&c].clone(),
                 );
+                origins.push(Origin {
+                    kept: reused(c),
+                    first: by_class.get(&c).map(|v| v[0].0),
+                });
                 match reused(c) {
                     Some(i) => {
                         kept.insert(i);
@@ -380,5 +396,6 @@ pub fn extract(loaded: &Loaded, original: &Func) -> Extracted {
         removed_ops,
         replaced,
         cost,
+        origins,
     }
 }

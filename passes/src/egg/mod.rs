@@ -51,16 +51,20 @@
 //! is not what stopped the run (iteration and node limits are deterministic; the time
 //! limit is a safety net, and the stats say when it fired).
 //!
-//! # Not done
+//! # Identical blocks
 //!
-//! Identical transformer blocks are not detected and saturated once: each function is
-//! saturated as a whole (an e-graph shares identical subterms, but successive blocks differ
-//! in their weights and inputs).
+//! [`regions::optimize_regions`] cuts a function at values no rule can look through
+//! (a block's output after its layer norm), saturates each distinct region once and
+//! reuses the result for every region with the same structure: a stack of identical
+//! transformer blocks costs about one block per distinct block, plus stitching.
+//! `fuse-qdq` uses it unless asked for `reuse=false`.
 
 pub mod analysis;
 pub mod bridge;
 pub mod cost;
+pub mod examples;
 pub mod lang;
+pub mod regions;
 pub mod rules;
 
 use std::time::Duration;

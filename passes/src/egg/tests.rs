@@ -6,6 +6,7 @@
 use egg::Id;
 use lowbit_dialects::interp::{run_func, Tensor};
 use lowbit_dialects::ir::Func;
+use lowbit_dialects::Opcode;
 
 use super::analysis::Graph;
 use super::bridge::{add_func, load};
@@ -13,6 +14,7 @@ use super::lang::OpNode;
 use super::rules::{self, Exactness, Rule};
 use super::{optimize, saturate, EggError, Limits, Stop};
 use crate::testing::{module, print, random_weights, Rng};
+use crate::PassManager;
 
 /// (rule, start, goal): the goal is a function with the start's parameters.
 const CASES: &[(&str, &str, &str)] = &[
@@ -502,6 +504,8 @@ fn a_merge_that_disagrees_on_shape_is_an_error() {
         doc: "transpose(x) -> x",
         exactness: Exactness::ExactBit,
         lhs: "(graph.transpose ?a)",
+        inspects: &[],
+        builds: &[],
         apply: drop_transpose,
     };
     let f = func(
@@ -603,42 +607,7 @@ fn explanations_name_the_rule() {
     assert!(e.contains("Rewrite=> matmul-dequantize"), "{e}");
 }
 
-/// A stack of `n` transformer-like blocks in W8A8 form (per-token activation QDQ,
-/// per-channel int8 weights), each block: two quantized linears, gelu, residual add,
-/// layer norm.
-pub(crate) fn w8a8_stack(n: usize) -> String {
-    let (s, h) = (4, 16);
-    let mut t = format!("func @stack(%x: tensor<{s}x{h}xf32>) -> tensor<{s}x{h}xf32> {{\n");
-    t += &format!(
-        "  %sx = graph.constant {{value = dense<0.05> : tensor<{s}x1xf32>}} : tensor<{s}x1xf32>\n"
-    );
-    t += &format!(
-        "  %sw = graph.constant {{value = dense<0.01> : tensor<{h}xf32>}} : tensor<{h}xf32>\n"
-    );
-    let mut cur = "%x".to_string();
-    for i in 0..n {
-        t += &format!(
-            "  %w{i}a = graph.weight {{name = \"l{i}.a\"}} : tensor<{h}x{h}xi8>
-  %w{i}b = graph.weight {{name = \"l{i}.b\"}} : tensor<{h}x{h}xi8>
-  %b{i} = graph.weight {{name = \"l{i}.bias\"}} : tensor<{h}xf32>
-  %q{i}a = lowbit.quantize {cur}, %sx {{axis = 1 : i64, block_size = {h} : i64}} : tensor<{s}x{h}xi8>
-  %d{i}a = lowbit.dequantize %q{i}a, %sx {{axis = 1 : i64, block_size = {h} : i64}} : tensor<{s}x{h}xf32>
-  %dw{i}a = lowbit.dequantize %w{i}a, %sw {{axis = 0 : i64}} : tensor<{h}x{h}xf32>
-  %y{i}a = graph.linear %d{i}a, %dw{i}a, %b{i} : tensor<{s}x{h}xf32>
-  %g{i} = graph.gelu %y{i}a : tensor<{s}x{h}xf32>
-  %q{i}b = lowbit.quantize %g{i}, %sx {{axis = 1 : i64, block_size = {h} : i64}} : tensor<{s}x{h}xi8>
-  %d{i}b = lowbit.dequantize %q{i}b, %sx {{axis = 1 : i64, block_size = {h} : i64}} : tensor<{s}x{h}xf32>
-  %dw{i}b = lowbit.dequantize %w{i}b, %sw {{axis = 0 : i64}} : tensor<{h}x{h}xf32>
-  %y{i}b = graph.linear %d{i}b, %dw{i}b : tensor<{s}x{h}xf32>
-  %r{i} = graph.add %y{i}b, {cur} : tensor<{s}x{h}xf32>
-  %n{i} = graph.layer_norm %r{i} {{axis = -1 : i64, epsilon = 1.0e-5 : f32}} : tensor<{s}x{h}xf32>
-"
-        );
-        cur = format!("%n{i}");
-    }
-    t += &format!("  return {cur}\n}}\n");
-    t
-}
+use crate::egg::examples::w8a8_stack;
 
 #[test]
 fn a_stack_of_blocks_fuses_every_linear() {
@@ -666,4 +635,202 @@ fn a_stack_of_blocks_fuses_every_linear() {
             out.report.nodes, out.report.iterations
         );
     }
+}
+
+/// Prints `f` with locations and nothing elided: what byte-identical means here.
+fn show(f: &Func) -> String {
+    lowbit_dialects::ir::print::print_module_with(
+        &lowbit_dialects::ir::Module {
+            funcs: vec![f.clone()],
+        },
+        lowbit_dialects::ir::print::PrintOptions {
+            elide: false,
+            locs: true,
+            ..Default::default()
+        },
+    )
+}
+
+/// Region-wise and whole-function optimization of `src` with `set`: the same function,
+/// byte for byte (locations included when `locs`); returns the region counts and the
+/// region-wise function.
+fn regions_agree(src: &str, set: &[Rule], locs: bool) -> (crate::egg::regions::RegionCount, Func) {
+    let f = func(src);
+    let whole = optimize(&f, set, &Limits::default(), false).unwrap();
+    let (regions, count) =
+        crate::egg::regions::optimize_regions(&f, set, &Limits::default()).unwrap();
+    if locs {
+        assert_eq!(show(&regions.func), show(&whole.func));
+    } else {
+        assert_eq!(print_func(&regions.func), print_func(&whole.func));
+    }
+    assert_eq!(
+        (regions.changed, regions.new_ops, regions.removed_ops),
+        (whole.changed, whole.new_ops, whole.removed_ops)
+    );
+    let applied = |o: &crate::egg::Optimized| o.report.applied.clone();
+    assert_eq!(applied(&regions), applied(&whole));
+    (count, regions.func)
+}
+
+fn print_func(f: &Func) -> String {
+    print(&lowbit_dialects::ir::Module {
+        funcs: vec![f.clone()],
+    })
+}
+
+#[test]
+fn a_stack_saturates_one_block_and_reuses_it() {
+    use crate::egg::regions::RegionCount;
+    for algebra in [false, true] {
+        let mut set = rules::qdq::rules();
+        if algebra {
+            set.extend(rules::algebra::rules());
+        }
+        // Two regions a block: cut after the gelu and after the layer norm (the values
+        // crossing there are read by no rule's inspected opcode).
+        for n in [1, 2, 12] {
+            let (count, _) = regions_agree(&w8a8_stack(n), &set, true);
+            let n = n as u64;
+            let expect = RegionCount {
+                regions: 2 * n,
+                saturated: 2,
+                reused: 2 * n - 2,
+            };
+            assert_eq!(count, expect, "{n} blocks, algebra {algebra}");
+        }
+    }
+    // Every block's integer matmuls name that block's own ops.
+    let (m, stats) = crate::testing::run("fuse-qdq", &w8a8_stack(12));
+    assert!(
+        stats.contains("regions=24 regions_saturated=2 regions_reused=22"),
+        "{stats}"
+    );
+    assert!(stats.contains("linear-bias-dequantize=12"), "{stats}");
+    let f = &m.funcs[0];
+    let locs: Vec<String> = f
+        .body
+        .iter()
+        .filter(|&&op| f.ops[op].opcode.name() == "lowbit.qmatmul")
+        .map(|&op| f.ops[op].loc.to_string())
+        .collect();
+    assert_eq!(locs.len(), 24);
+    let distinct: std::collections::BTreeSet<&String> = locs.iter().collect();
+    assert_eq!(distinct.len(), 24, "{locs:?}");
+    // Block 7's second linear is line 2 + 7·14 + 11 of the source (1-based).
+    let line = 2 + 7 * 14 + 11 + 1;
+    assert!(
+        locs[15].contains(&format!("\"test.mlir\":{line}:")),
+        "{}",
+        locs[15]
+    );
+}
+
+#[test]
+fn the_pass_option_reuse_false_gives_the_same_function() {
+    let src = w8a8_stack(4);
+    let (a, sa) = crate::testing::run("fuse-qdq{algebra}", &src);
+    let (b, sb) = crate::testing::run("fuse-qdq{algebra reuse=false}", &src);
+    let show_m = |m: &lowbit_dialects::ir::Module| show(&m.funcs[0]);
+    assert_eq!(show_m(&a), show_m(&b));
+    assert!(
+        sa.contains("regions=8 regions_saturated=2 regions_reused=6"),
+        "{sa}"
+    );
+    assert!(
+        sb.contains("regions=1 regions_saturated=1 regions_reused=0"),
+        "{sb}"
+    );
+    match PassManager::parse("fuse-qdq{reuse=maybe}") {
+        Err(bad) => assert!(bad.to_string().contains("reuse"), "{bad}"),
+        Ok(_) => panic!("reuse=maybe was accepted"),
+    }
+}
+
+/// Blocks that each fold a constant factor into a per-tensor scale: every block builds
+/// the same new scale constant, which the whole-function e-graph shares and stitching
+/// must share too; the duplicated factor constants merge the same way. (Locations then
+/// differ: hash-consing the factor constants of all blocks into one class makes the
+/// whole-function extraction fuse every block's factor location into each block's
+/// integer matmul; region-wise, a block's matmul names its own ops only.)
+fn scale_fold_stack(n: usize) -> String {
+    let mut t = String::from(
+        "func @s(%x: tensor<4x16xf32>) -> tensor<4x16xf32> {
+  %s = graph.constant {value = dense<0.05> : tensor<f32>} : tensor<f32>
+  %sw = graph.constant {value = dense<0.01> : tensor<16xf32>} : tensor<16xf32>
+",
+    );
+    let mut cur = "%x".to_string();
+    for i in 0..n {
+        t += &format!(
+            "  %q{i} = lowbit.quantize {cur}, %s : tensor<4x16xi8>
+  %d{i} = lowbit.dequantize %q{i}, %s : tensor<4x16xf32>
+  %c{i} = graph.constant {{value = dense<2.0> : tensor<4x16xf32>}} : tensor<4x16xf32>
+  %m{i} = graph.mul %d{i}, %c{i} : tensor<4x16xf32>
+  %w{i} = graph.weight {{name = \"w{i}\"}} : tensor<16x16xi8>
+  %dw{i} = lowbit.dequantize %w{i}, %sw {{axis = 1 : i64}} : tensor<16x16xf32>
+  %y{i} = graph.matmul %m{i}, %dw{i} : tensor<4x16xf32>
+  %r{i} = graph.add %y{i}, {cur} : tensor<4x16xf32>
+  %n{i} = graph.layer_norm %r{i} {{axis = -1 : i64, epsilon = 1.0e-5 : f32}} : tensor<4x16xf32>
+"
+        );
+        cur = format!("%n{i}");
+    }
+    t + &format!("  return {cur}\n}}\n")
+}
+
+#[test]
+fn regions_share_what_the_whole_function_shares() {
+    let (count, f) = regions_agree(&scale_fold_stack(3), &rules::qdq::rules(), false);
+    assert_eq!((count.regions, count.saturated, count.reused), (3, 1, 2));
+    let out = show(&f);
+    assert_eq!(out.matches("lowbit.qmatmul").count(), 3, "{out}");
+    assert_eq!(out.matches("dense<0.1>").count(), 1, "{out}");
+    // Block 1 is lines 13..=21; its matmul names its own quantize..matmul (14..=19).
+    let mm1 = out
+        .lines()
+        .filter(|l| l.contains("lowbit.qmatmul"))
+        .nth(1)
+        .expect("three matmuls");
+    assert!(
+        mm1.ends_with(r#"loc(fused["test.mlir":19:3, "test.mlir":16:3, "test.mlir":14:3, "test.mlir":15:3, "test.mlir":18:3])"#),
+        "{mm1}"
+    );
+}
+
+#[test]
+fn values_a_rule_looks_through_are_never_cut() {
+    use crate::egg::regions::{segment, Reach};
+    let reach = Reach::of(&rules::qdq::rules()).unwrap();
+    assert!(reach
+        .inspects
+        .contains(&Opcode::Lowbit(lowbit_dialects::lowbit::Op::Dequantize)));
+    // A dequantized value crossing every place a cut could go: one region.
+    let f = func(
+        "func @f(%x: tensor<4x8xi8>, %w: tensor<8x8xi8>) -> tensor<4x8xf32> {
+          %s = graph.constant {value = dense<0.5> : tensor<f32>} : tensor<f32>
+          %d = lowbit.dequantize %x, %s : tensor<4x8xf32>
+          %e = graph.exp %d : tensor<4x8xf32>
+          %n = graph.layer_norm %e {axis = -1 : i64, epsilon = 1.0e-5 : f32} : tensor<4x8xf32>
+          %dw = lowbit.dequantize %w, %s : tensor<8x8xf32>
+          %y = graph.matmul %d, %dw : tensor<4x8xf32>
+          %z = graph.add %y, %n : tensor<4x8xf32>
+          return %z
+        }",
+    );
+    assert_eq!(segment(&f, &reach).len(), 1);
+    // A layer norm read by a transpose: the algebra rules look through transposes, so
+    // no cut before the transpose with them; the QDQ rules only look for dequantizes, so
+    // a cut there without them. (The exp's output is a cut either way.)
+    let src = "func @f(%x: tensor<4x8xf32>) -> tensor<8x4xf32> {
+          %e = graph.exp %x : tensor<4x8xf32>
+          %n = graph.layer_norm %e {axis = -1 : i64, epsilon = 1.0e-5 : f32} : tensor<4x8xf32>
+          %t = graph.transpose %n {perm = array<i64: 1, 0>} : tensor<8x4xf32>
+          return %t
+        }";
+    let mut all = rules::qdq::rules();
+    all.extend(rules::algebra::rules());
+    let with_algebra = segment(&func(src), &Reach::of(&all).unwrap());
+    assert_eq!(with_algebra, vec![vec![0], vec![1, 2]]);
+    assert_eq!(segment(&func(src), &reach), vec![vec![0], vec![1], vec![2]]);
 }

@@ -27,13 +27,13 @@ const fn g(op: G) -> Opcode {
 #[rustfmt::skip]
 pub fn rules() -> Vec<Rule> {
     vec![
-        Rule { name: "transpose-transpose", doc: "transpose(transpose(x, p1), p2) -> transpose(x, p1∘p2)", exactness: Exactness::ExactBit, lhs: "(graph.transpose ?a)", apply: transpose_transpose },
-        Rule { name: "transpose-identity", doc: "transpose(x, identity) -> x", exactness: Exactness::ExactBit, lhs: "(graph.transpose ?a)", apply: transpose_identity },
-        Rule { name: "reshape-reshape", doc: "reshape(reshape(x)) -> reshape(x)", exactness: Exactness::ExactBit, lhs: "(graph.reshape ?a)", apply: reshape_reshape },
-        Rule { name: "reshape-identity", doc: "reshape(x) : type(x) -> x", exactness: Exactness::ExactBit, lhs: "(graph.reshape ?a)", apply: reshape_identity },
-        Rule { name: "mul-one", doc: "x * splat(1) -> x", exactness: Exactness::ExactBit, lhs: "(graph.mul ?a ?b)", apply: mul_one },
-        Rule { name: "div-one", doc: "x / splat(1) -> x", exactness: Exactness::ExactBit, lhs: "(graph.div ?a ?b)", apply: div_one },
-        Rule { name: "add-zero", doc: "x + splat(0) -> x", exactness: Exactness::ExactR, lhs: "(graph.add ?a ?b)", apply: add_zero },
+        Rule { name: "transpose-transpose", doc: "transpose(transpose(x, p1), p2) -> transpose(x, p1∘p2)", exactness: Exactness::ExactBit, lhs: "(graph.transpose ?a)", inspects: &[Opcode::Graph(G::Transpose)], builds: &[Opcode::Graph(G::Transpose)], apply: transpose_transpose },
+        Rule { name: "transpose-identity", doc: "transpose(x, identity) -> x", exactness: Exactness::ExactBit, lhs: "(graph.transpose ?a)", inspects: &[], builds: &[], apply: transpose_identity },
+        Rule { name: "reshape-reshape", doc: "reshape(reshape(x)) -> reshape(x)", exactness: Exactness::ExactBit, lhs: "(graph.reshape ?a)", inspects: &[Opcode::Graph(G::Reshape)], builds: &[Opcode::Graph(G::Reshape)], apply: reshape_reshape },
+        Rule { name: "reshape-identity", doc: "reshape(x) : type(x) -> x", exactness: Exactness::ExactBit, lhs: "(graph.reshape ?a)", inspects: &[], builds: &[], apply: reshape_identity },
+        Rule { name: "mul-one", doc: "x * splat(1) -> x", exactness: Exactness::ExactBit, lhs: "(graph.mul ?a ?b)", inspects: &[], builds: &[], apply: mul_one },
+        Rule { name: "div-one", doc: "x / splat(1) -> x", exactness: Exactness::ExactBit, lhs: "(graph.div ?a ?b)", inspects: &[], builds: &[], apply: div_one },
+        Rule { name: "add-zero", doc: "x + splat(0) -> x", exactness: Exactness::ExactR, lhs: "(graph.add ?a ?b)", inspects: &[], builds: &[], apply: add_zero },
     ]
 }
 

@@ -78,6 +78,13 @@ pub struct Rule {
     pub exactness: Exactness,
     /// The egg pattern of the root op, `(graph.matmul ?a ?b)`.
     pub lhs: &'static str,
+    /// The opcodes the applier looks for among the nodes of its operands' classes (what a
+    /// pattern would name below its root: `dequantize` for `matmul-dequantize`). Read by
+    /// [`crate::egg::regions`] to find values no rule can look through; a rule that reads
+    /// an operand's nodes must list their opcodes here.
+    pub inspects: &'static [Opcode],
+    /// The opcodes of the nodes the applier may add to the e-graph.
+    pub builds: &'static [Opcode],
     /// The applier.
     pub apply: ApplyFn,
 }
@@ -89,6 +96,30 @@ impl fmt::Debug for Rule {
 }
 
 impl Rule {
+    /// The opcodes `lhs` names: its root first, then the ones below it (none for the
+    /// rules of this crate, whose patterns are one op over variables). `None` when `lhs`
+    /// does not parse or has no op at its root.
+    pub fn pattern_opcodes(&self) -> Option<(Opcode, Vec<Opcode>)> {
+        let lhs: Pattern<Node> = self.lhs.parse().ok()?;
+        let ops: Vec<Opcode> = lhs
+            .ast
+            .as_ref()
+            .iter()
+            .filter_map(|n| match n {
+                egg::ENodeOrVar::ENode(Node::Op(o)) => Some(o.opcode),
+                _ => None,
+            })
+            .collect();
+        match lhs.ast.as_ref().last() {
+            Some(egg::ENodeOrVar::ENode(Node::Op(o))) => {
+                let root = o.opcode;
+                let below = ops[..ops.len() - 1].to_vec();
+                Some((root, below))
+            }
+            _ => None,
+        }
+    }
+
     /// The egg rewrite. Panics only if `lhs` is not a valid pattern (a bug in the table,
     /// caught by the table test).
     pub fn rewrite(&self) -> Rewrite<Node, TypeAnalysis> {

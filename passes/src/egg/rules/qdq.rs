@@ -54,15 +54,15 @@ const fn l(op: L) -> Opcode {
 #[rustfmt::skip]
 pub fn rules() -> Vec<Rule> {
     vec![
-        Rule { name: "matmul-dequantize", doc: "matmul(dequantize(xq, sx, zx), dequantize(wq, sw, zw)) -> qmatmul(xq, wq, sx, sw, zx, zw)", exactness: Exactness::ExactR, lhs: "(graph.matmul ?x ?w)", apply: matmul_dequantize },
-        Rule { name: "linear-dequantize", doc: "linear(dequantize(xq, sx, zx), dequantize(wq, sw, zw), b) -> qmatmul(xq, transpose(wq), sx, sw, zx, zw) + b", exactness: Exactness::ExactR, lhs: "(graph.linear ?x ?w)", apply: linear_dequantize },
-        Rule { name: "linear-bias-dequantize", doc: "linear(dequantize(xq, sx, zx), dequantize(wq, sw, zw), b) -> qmatmul(xq, transpose(wq), sx, sw, zx, zw) + b", exactness: Exactness::ExactR, lhs: "(graph.linear ?x ?w ?b)", apply: linear_dequantize },
-        Rule { name: "dequantize-scale-fold", doc: "dequantize(q, s, z) * splat(c) -> dequantize(q, s*c, z)", exactness: Exactness::ExactR, lhs: "(graph.mul ?a ?b)", apply: dequantize_scale_fold },
-        Rule { name: "qmatmul-scale-fold", doc: "qmatmul(xq, wq, sx, sw, ..) * splat(c) -> qmatmul(xq, wq, sx, sw*c, ..)", exactness: Exactness::ExactR, lhs: "(graph.mul ?a ?b)", apply: qmatmul_scale_fold },
-        Rule { name: "quantize-dequantize", doc: "quantize(dequantize(q, s), s) -> q", exactness: Exactness::ExactBit, lhs: "(lowbit.quantize ?x ?s)", apply: quantize_dequantize },
-        Rule { name: "quantize-dequantize-zp", doc: "quantize(dequantize(q, s, z), s, z) -> q", exactness: Exactness::ExactBit, lhs: "(lowbit.quantize ?x ?s ?z)", apply: quantize_dequantize },
-        Rule { name: "transpose-dequantize", doc: "transpose(dequantize(q, s, z), p) -> dequantize(transpose(q, p), s, z)", exactness: Exactness::ExactBit, lhs: "(graph.transpose ?a)", apply: transpose_dequantize },
-        Rule { name: "reshape-dequantize", doc: "reshape(dequantize(q, s, z)) -> dequantize(reshape(q), s, z)", exactness: Exactness::ExactBit, lhs: "(graph.reshape ?a)", apply: reshape_dequantize },
+        Rule { name: "matmul-dequantize", doc: "matmul(dequantize(xq, sx, zx), dequantize(wq, sw, zw)) -> qmatmul(xq, wq, sx, sw, zx, zw)", exactness: Exactness::ExactR, lhs: "(graph.matmul ?x ?w)", inspects: &[Opcode::Lowbit(L::Dequantize)], builds: &[Opcode::Graph(G::Reshape), Opcode::Graph(G::Constant), Opcode::Lowbit(L::QMatMul)], apply: matmul_dequantize },
+        Rule { name: "linear-dequantize", doc: "linear(dequantize(xq, sx, zx), dequantize(wq, sw, zw), b) -> qmatmul(xq, transpose(wq), sx, sw, zx, zw) + b", exactness: Exactness::ExactR, lhs: "(graph.linear ?x ?w)", inspects: &[Opcode::Lowbit(L::Dequantize)], builds: &[Opcode::Graph(G::Reshape), Opcode::Graph(G::Constant), Opcode::Lowbit(L::QMatMul), Opcode::Graph(G::Transpose), Opcode::Graph(G::Add)], apply: linear_dequantize },
+        Rule { name: "linear-bias-dequantize", doc: "linear(dequantize(xq, sx, zx), dequantize(wq, sw, zw), b) -> qmatmul(xq, transpose(wq), sx, sw, zx, zw) + b", exactness: Exactness::ExactR, lhs: "(graph.linear ?x ?w ?b)", inspects: &[Opcode::Lowbit(L::Dequantize)], builds: &[Opcode::Graph(G::Reshape), Opcode::Graph(G::Constant), Opcode::Lowbit(L::QMatMul), Opcode::Graph(G::Transpose), Opcode::Graph(G::Add)], apply: linear_dequantize },
+        Rule { name: "dequantize-scale-fold", doc: "dequantize(q, s, z) * splat(c) -> dequantize(q, s*c, z)", exactness: Exactness::ExactR, lhs: "(graph.mul ?a ?b)", inspects: &[Opcode::Lowbit(L::Dequantize)], builds: &[Opcode::Graph(G::Constant), Opcode::Lowbit(L::Dequantize)], apply: dequantize_scale_fold },
+        Rule { name: "qmatmul-scale-fold", doc: "qmatmul(xq, wq, sx, sw, ..) * splat(c) -> qmatmul(xq, wq, sx, sw*c, ..)", exactness: Exactness::ExactR, lhs: "(graph.mul ?a ?b)", inspects: &[Opcode::Lowbit(L::QMatMul)], builds: &[Opcode::Graph(G::Constant), Opcode::Lowbit(L::QMatMul)], apply: qmatmul_scale_fold },
+        Rule { name: "quantize-dequantize", doc: "quantize(dequantize(q, s), s) -> q", exactness: Exactness::ExactBit, lhs: "(lowbit.quantize ?x ?s)", inspects: &[Opcode::Lowbit(L::Dequantize)], builds: &[], apply: quantize_dequantize },
+        Rule { name: "quantize-dequantize-zp", doc: "quantize(dequantize(q, s, z), s, z) -> q", exactness: Exactness::ExactBit, lhs: "(lowbit.quantize ?x ?s ?z)", inspects: &[Opcode::Lowbit(L::Dequantize)], builds: &[], apply: quantize_dequantize },
+        Rule { name: "transpose-dequantize", doc: "transpose(dequantize(q, s, z), p) -> dequantize(transpose(q, p), s, z)", exactness: Exactness::ExactBit, lhs: "(graph.transpose ?a)", inspects: &[Opcode::Lowbit(L::Dequantize)], builds: &[Opcode::Graph(G::Transpose), Opcode::Lowbit(L::Dequantize)], apply: transpose_dequantize },
+        Rule { name: "reshape-dequantize", doc: "reshape(dequantize(q, s, z)) -> dequantize(reshape(q), s, z)", exactness: Exactness::ExactBit, lhs: "(graph.reshape ?a)", inspects: &[Opcode::Lowbit(L::Dequantize)], builds: &[Opcode::Graph(G::Reshape), Opcode::Lowbit(L::Dequantize)], apply: reshape_dequantize },
     ]
 }
 
@@ -70,7 +70,7 @@ pub fn rules() -> Vec<Rule> {
 #[rustfmt::skip]
 pub fn approx_rules() -> Vec<Rule> {
     vec![
-        Rule { name: "dequantize-quantize-elide", doc: "dequantize(quantize(x, s), s) -> x", exactness: Exactness::Approx, lhs: "(lowbit.dequantize ?q ?s)", apply: dequantize_quantize_elide },
+        Rule { name: "dequantize-quantize-elide", doc: "dequantize(quantize(x, s), s) -> x", exactness: Exactness::Approx, lhs: "(lowbit.dequantize ?q ?s)", inspects: &[Opcode::Lowbit(L::Quantize)], builds: &[], apply: dequantize_quantize_elide },
     ]
 }
 
