@@ -336,7 +336,7 @@ impl Pass for QuantizeAttention {
             if !self.recipe.warp_based() {
                 return Err(opts.invalid(
                     "warp-q",
-                    "no warp-q unless granularity=per-warp or per-thread",
+                    "granularity=per-warp or granularity=per-thread beside it (the other granularities have no warp slab)",
                 ));
             }
             if w == 0 || (self.recipe.granularity == "per-thread" && !w.is_multiple_of(8)) {
@@ -358,10 +358,7 @@ impl Pass for QuantizeAttention {
                 return Err(opts.invalid("smooth-q-block", "a positive integer"));
             }
             if !self.recipe.smooth_q && self.budget.is_none() {
-                return Err(opts.invalid(
-                    "smooth-q-block",
-                    "no smooth-q-block without smooth-q=true (or budget)",
-                ));
+                return Err(opts.invalid("smooth-q-block", "smooth-q=true (or budget) beside it"));
             }
             self.recipe.smooth_q_block = Some(b);
         }
