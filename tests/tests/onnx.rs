@@ -338,35 +338,41 @@ fn run_quant_case(key: &str, dims: &[&str], reference: &str) -> Outputs {
         .collect()
 }
 
+/// The fraction of `got` within one quantization step of `want`, the cosine of the two, the
+/// step and the largest difference. The step is `want`'s uint8 per-tensor step,
+/// `(max want - min want) / 255` (what DynamicQuantizeLinear would use for that tensor).
+fn step_agreement(want: &[f32], got: &[f32]) -> (f64, f64, f64, f64) {
+    let (lo, hi) = want
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(l, h), &v| (l.min(v), h.max(v)));
+    let step = f64::from(hi - lo) / 255.0;
+    let mut within = 0usize;
+    let (mut dot, mut nw, mut ng, mut max_abs) = (0f64, 0f64, 0f64, 0f64);
+    for (&a, &b) in want.iter().zip(got) {
+        let (a, b) = (f64::from(a), f64::from(b));
+        let d = (a - b).abs();
+        within += usize::from(d <= step);
+        max_abs = max_abs.max(d);
+        dot += a * b;
+        nw += a * a;
+        ng += b * b;
+    }
+    let frac = within as f64 / want.len() as f64;
+    let cos = if nw == 0.0 && ng == 0.0 {
+        1.0
+    } else {
+        dot / (nw.sqrt() * ng.sqrt()).max(f64::MIN_POSITIVE)
+    };
+    (frac, cos, step, max_abs)
+}
+
 /// A quantized MiniLM variant against a reference (`reference` in its folder): on every
 /// output, at least `min_within` of the elements within one quantization step of the
-/// reference, and cosine ≥ `min_cos`. The step is the output's uint8 per-tensor step,
-/// `(max ref - min ref) / 255` (what DynamicQuantizeLinear would use for that tensor).
+/// reference (see `step_agreement`), and cosine ≥ `min_cos`.
 fn check_quantized(key: &str, reference: &str, min_within: f64, min_cos: f64) {
     let dims = ["batch_size=1", &format!("sequence_length={QUANT_SEQUENCE}")];
     for (name, w, g) in run_quant_case(key, &dims, reference) {
-        let (w, g) = (w.to_f32_vec(), g.to_f32_vec());
-        let (lo, hi) = w
-            .iter()
-            .fold((f32::MAX, f32::MIN), |(l, h), &v| (l.min(v), h.max(v)));
-        let step = f64::from(hi - lo) / 255.0;
-        let mut within = 0usize;
-        let (mut dot, mut nw, mut ng, mut max_abs) = (0f64, 0f64, 0f64, 0f64);
-        for (&a, &b) in w.iter().zip(&g) {
-            let (a, b) = (f64::from(a), f64::from(b));
-            let d = (a - b).abs();
-            within += usize::from(d <= step);
-            max_abs = max_abs.max(d);
-            dot += a * b;
-            nw += a * a;
-            ng += b * b;
-        }
-        let frac = within as f64 / w.len() as f64;
-        let cos = if nw == 0.0 && ng == 0.0 {
-            1.0
-        } else {
-            dot / (nw.sqrt() * ng.sqrt()).max(f64::MIN_POSITIVE)
-        };
+        let (frac, cos, step, max_abs) = step_agreement(&w.to_f32_vec(), &g.to_f32_vec());
         eprintln!(
             "{key} vs {reference}: '{name}': {:.3}% within one step ({step:.3e}), cosine {cos:.7}, max abs diff {max_abs:.3e}",
             100.0 * frac
@@ -379,24 +385,107 @@ fn check_quantized(key: &str, reference: &str, min_within: f64, min_cos: f64) {
     }
 }
 
-/// quantize_dynamic (DynamicQuantizeLinear + MatMulInteger, per-channel int8 weights):
-/// exact against the onnx package's reference implementation. ONNX Runtime's own output
-/// is off on this CPU class (its u8·s8 kernel saturates int16 pair sums on AVX2 without
-/// VNNI; measured cosine 0.969 on the pooled output), so it is only held to a loose bound.
-#[test]
-fn quantize_dynamic_per_channel_int8_minilm_matches_the_reference() {
-    check_quantized("dynamic", "outputs_onnxref.npz", 0.999, 0.9999);
-    check_quantized("dynamic", "outputs.npz", 0.0, 0.95);
+/// A teacher-forced variant (`<key>_tf`, see `teacher_forced` in the script): every
+/// activation quantizer's successors read the reference implementation's codes, and its own
+/// result is the output `NAME__local`. Holds each float segment between quantizers to the
+/// reference: at most one code in 10^5 differs (by one: a float32 rounding-order tie), the
+/// DynamicQuantizeLinear scales agree within 1e-6 relative (a few ulps of float32 min/max
+/// noise), and the model outputs are within one step on ≥ 99.9% with cosine ≥ 0.9999.
+fn check_teacher_forced(key: &str, reference: &str) {
+    let dims = ["batch_size=1", &format!("sequence_length={QUANT_SEQUENCE}")];
+    let (mut codes, mut flips, mut quantizers) = (0usize, 0usize, 0usize);
+    for (name, w, g) in run_quant_case(key, &dims, reference) {
+        let integer = matches!(
+            w.dtype(),
+            lowbit_runtime::DType::I8 | lowbit_runtime::DType::UI8
+        );
+        let (w, g) = (w.to_f32_vec(), g.to_f32_vec());
+        if name.ends_with("__local") && integer {
+            let off: Vec<usize> = (0..w.len()).filter(|&i| w[i] != g[i]).collect();
+            if let Some(&i) = off.iter().find(|&&i| (w[i] - g[i]).abs() > 1.0) {
+                panic!(
+                    "{key}: '{name}'[{i}]: code {} against {} (more than a rounding tie)",
+                    g[i], w[i]
+                );
+            }
+            if !off.is_empty() {
+                eprintln!(
+                    "{key} vs {reference}: '{name}': {} of {} codes differ by one",
+                    off.len(),
+                    w.len()
+                );
+            }
+            (codes, flips, quantizers) = (codes + w.len(), flips + off.len(), quantizers + 1);
+        } else if name.ends_with("__local") {
+            for (&a, &b) in w.iter().zip(&g) {
+                let rel = f64::from((a - b).abs()) / f64::from(a.abs()).max(f64::MIN_POSITIVE);
+                assert!(rel <= 1e-6, "{key}: '{name}': scale {b} against {a}");
+            }
+        } else {
+            let (frac, cos, step, max_abs) = step_agreement(&w, &g);
+            eprintln!(
+                "{key} vs {reference}: '{name}': {:.3}% within one step ({step:.3e}), cosine {cos:.7}, max abs diff {max_abs:.3e}",
+                100.0 * frac
+            );
+            assert!(
+                frac >= 0.999,
+                "{key}: '{name}': only {frac} of elements within one step {step}"
+            );
+            assert!(cos >= 0.9999, "{key}: '{name}': cosine {cos}");
+        }
+    }
+    eprintln!("{key} vs {reference}: {flips} of {codes} activation codes differ ({quantizers} quantizer outputs)");
+    assert!(quantizers > 0, "{key}: no quantizer outputs");
+    assert!(
+        flips as f64 <= 1e-5 * codes as f64,
+        "{key}: {flips} of {codes} activation codes differ"
+    );
 }
 
-/// quantize_static, QDQ, per-channel int8 weights: exact against the onnx package's
-/// reference implementation; against ONNX Runtime, whose float matmuls sum in another order
-/// and so flip single activations at rounding boundaries (cascading through later Q/DQ
-/// pairs), measured 97.1% / 88.3% within one step and cosine 0.99991 / 0.99986.
+/// quantize_dynamic (DynamicQuantizeLinear + MatMulInteger, per-channel int8 weights; the
+/// script falls back to reduce_range where ONNX Runtime's MatMulInteger is inexact, x86
+/// without VNNI, whose AVX2 u8·s8 kernel saturates int16 pair sums).
+///
+/// Teacher-forced (each quantizer fed ONNX Runtime's codes, scale and zero point): every
+/// segment matches ONNX Runtime and the onnx reference (measured on AVX-512 VNNI: 2 / 3 of
+/// 1,032,204 codes differ, each a float32 tie at x / scale = k + 0.5 ± 1e-5; outputs 100%
+/// within one step, cosine 1.0000000). The integer parts are exact there: ONNX Runtime's
+/// DynamicQuantizeLinear and MatMulInteger on given inputs equal numpy's exact results.
+///
+/// Free-running, those isolated ties cascade (a flipped code moves a whole matmul row by one
+/// input step, which flips ~40x more codes at the next quantizer: 1, 42, 95, 2047, 4907, …
+/// codes differ at the successive quantizers): measured against ONNX Runtime on AVX-512
+/// VNNI, 80.9% / 63.0% of the hidden / pooled outputs within one step, cosine 0.99934 /
+/// 0.99968 (reduce_range: 78.6% / 52.9%, 0.99930 / 0.99961); 100% against the onnx
+/// reference on that machine, which is chance: the same cascade separates any two float32
+/// summation orders.
+#[test]
+fn quantize_dynamic_per_channel_int8_minilm_matches_the_reference() {
+    let note = std::fs::read_to_string(quant_reference().join("dynamic").join("ref.txt"));
+    eprintln!("dynamic: reference {}", note.expect("ref.txt"));
+    check_teacher_forced("dynamic_tf", "outputs.npz");
+    check_teacher_forced("dynamic_tf", "outputs_onnxref.npz");
+    check_quantized("dynamic", "outputs.npz", 0.4, 0.999);
+    check_quantized("dynamic", "outputs_onnxref.npz", 0.4, 0.999);
+}
+
+/// quantize_static, QDQ, per-channel int8 weights, uint8 activations. ONNX Runtime runs it
+/// unfused (graph optimizations off; its QLinear* fusions compute another function, see
+/// `session` in the script).
+///
+/// Teacher-forced: measured 4 (lowbit) / 8 (onnx reference) of 9,683,968 activation codes
+/// differ from ONNX Runtime's, each a float32 tie; outputs 100% within one step, cosine
+/// 1.0000000. Free-running the ties cascade as in the dynamic case, less (static scales):
+/// measured 97.06% / 88.28% of the hidden / pooled outputs within one step, cosine
+/// 0.999905 / 0.999856, against both ONNX Runtime and the onnx reference (which agree with
+/// each other on this machine; on a machine with another BLAS the reference agreed with
+/// lowbit instead).
 #[test]
 fn quantize_static_qdq_per_channel_minilm_matches_the_reference() {
-    check_quantized("qdq", "outputs_onnxref.npz", 0.999, 0.9999);
+    check_teacher_forced("qdq_tf", "outputs.npz");
+    check_teacher_forced("qdq_tf", "outputs_onnxref.npz");
     check_quantized("qdq", "outputs.npz", 0.85, 0.9998);
+    check_quantized("qdq", "outputs_onnxref.npz", 0.85, 0.9998);
 }
 
 #[test]
