@@ -9,10 +9,19 @@
 //!   replaced by `graph.constant`s holding the results, at the op's location. `graph.weight`
 //!   is never folded (its data is not in the IR), nor is an op reading an elided constant,
 //!   and an op the interpreter cannot evaluate is left as it is.
+//! - **splat weights** — when the weights are at hand (`lowbit opt --weights`, or a model
+//!   read by an importer), a `graph.weight` whose every element is the same value becomes a
+//!   splat `graph.constant` of its type (at most [`MAX_SPLAT_WEIGHT_ELEMENTS`] elements).
+//!   Exporters store scalars and folded masks as initializers (the torch dynamo export of
+//!   MiniLM scales Q and K by a 0-d initializer and guards the probabilities with
+//!   `where(isnan(..))` of a folded all-false initializer); as constants, the identities
+//!   below and `fuse-attention` can see through them. Exact: the constant holds the very
+//!   value the weight store does.
 //! - **identities** — `x + 0`, `0 + x`, `x - 0`, `x * 1`, `1 * x`, `x / 1` (a splat constant)
 //!   become `x` when the result type equals `x`'s type (no broadcasting, no conversion);
 //!   `transpose` by the identity permutation, `reshape` and `cast` to `x`'s own type become
-//!   `x`.
+//!   `x`; `select(c, a, b)` with a splat constant condition becomes `a` (all true) or `b`
+//!   (all false) when that operand already has the result's type.
 //! - **composition** — `transpose(transpose(x, p1), p2)` becomes `transpose(x, p1∘p2)` and
 //!   `reshape(reshape(x))` becomes `reshape(x)`, at the fused location of both ops (the
 //!   inner op stays while it has other uses).
@@ -29,12 +38,16 @@ use lowbit_dialects::interp::{eval_op, EvalCx, Tensor, Weights};
 use lowbit_dialects::ir::{Attr, Attrs, DenseAttr, Func, Loc, Op, Value};
 use lowbit_dialects::Opcode;
 
-use crate::pass::{Pass, PassError, PassResult, Stats};
+use crate::pass::{Pass, PassEnv, PassError, PassResult, Stats};
 use crate::pipeline::{PassOptions, PipelineError};
 use crate::util::{constant_of, is_splat};
 
 /// Sweeps over the body before giving up on reaching a fixed point.
 pub const MAX_SWEEPS: usize = 16;
+
+/// Splat weights up to this many elements become constants (the constant's row-major data
+/// is held in memory in full; the text form prints one value).
+pub const MAX_SPLAT_WEIGHT_ELEMENTS: usize = 1 << 22;
 
 /// Default for `max-fold-elements`.
 pub const DEFAULT_MAX_FOLD_ELEMENTS: usize = 4096;
@@ -67,7 +80,21 @@ impl Pass for Canonicalize {
     }
 
     fn run(&mut self, func: &mut Func) -> Result<PassResult, PassError> {
+        self.run_with_env(func, &mut PassEnv::default())
+    }
+
+    fn run_with_env(
+        &mut self,
+        func: &mut Func,
+        env: &mut PassEnv,
+    ) -> Result<PassResult, PassError> {
         let mut stats = Stats::with_keys(&["folded", "simplified", "removed"]);
+        // Listed only when weights were at hand and some were splat, so runs without
+        // weights keep their counter line.
+        let splat = fold_splat_weights(func, &env.weights);
+        if splat > 0 {
+            stats.add("splat-weights", splat);
+        }
         for _ in 0..MAX_SWEEPS {
             if !self.sweep(func, &mut stats) {
                 break;
@@ -166,6 +193,42 @@ impl Canonicalize {
     }
 }
 
+/// Replaces each `graph.weight` whose stored value is one repeated element (and whose type
+/// matches the store) by a splat `graph.constant` at the same location; returns how many.
+fn fold_splat_weights(f: &mut Func, weights: &Weights) -> u64 {
+    let mut n = 0;
+    for op in f.body.clone() {
+        let d = &f.ops[op];
+        if d.opcode != Opcode::Graph(G::Weight) {
+            continue;
+        }
+        let out = f.result(op);
+        let ty = f.ty(out).clone();
+        let Some(t) = d.attrs.str("name").and_then(|name| weights.get(name)) else {
+            continue;
+        };
+        let splat = t
+            .data
+            .first()
+            .is_some_and(|&x| t.data.iter().all(|&e| e.to_bits() == x.to_bits()));
+        if t.ty != ty || !splat || t.data.len() > MAX_SPLAT_WEIGHT_ELEMENTS {
+            continue;
+        }
+        let value = DenseAttr {
+            ty: ty.clone(),
+            values: Some(t.data.clone()),
+        };
+        let loc = d.loc.clone();
+        let attrs = Attrs::new().with("value", Attr::Dense(value));
+        let c = f.insert_op_before(op, Opcode::Graph(G::Constant), vec![], attrs, vec![ty], loc);
+        let new = f.result(c);
+        f.replace_all_uses(out, new);
+        f.body.retain(|&o| o != op);
+        n += 1;
+    }
+    n
+}
+
 /// Applies one identity or composition to `op`. `None`: nothing applies. `Some(Some(v))`:
 /// the op's result equals `v` (the caller replaces its uses and drops it). `Some(None)`: the
 /// op was rewritten in place.
@@ -208,6 +271,18 @@ fn simplify(f: &mut Func, op: Op) -> Option<Option<Value>> {
             pick(Some(l).filter(|_| is_splat(f, r, 1.0)))
         }
         G::Cast => pick(arg(0)),
+        G::Select => {
+            let c = constant_of(f, arg(0)?)?.values.as_ref()?;
+            if c.is_empty() {
+                None
+            } else if c.iter().all(|&e| e != 0.0) {
+                pick(arg(1))
+            } else if c.iter().all(|&e| e == 0.0) {
+                pick(arg(2))
+            } else {
+                None
+            }
+        }
         G::Transpose => {
             let x = arg(0)?;
             let perm = d.attrs.ints("perm")?.to_vec();
@@ -307,6 +382,69 @@ func @f(%x: tensor<2xf32>) -> tensor<2xf32> {
             f.ops[f.body[0]].loc,
             lowbit_dialects::ir::Loc::name("node.sqrt")
         );
+    }
+
+    /// Splat weights become constants when the weights are at hand, and the folded
+    /// `select` and `mul` identities then remove the NaN guard and the unit scale: the
+    /// shape of the dynamo export's attention (a 0-d scale initializer, `where(isnan(p), 0,
+    /// p)` with a folded all-false initializer). The non-splat weight stays. Checked by
+    /// evaluating both functions on the same inputs with the interpreter.
+    #[test]
+    fn splat_weights_become_constants() {
+        use lowbit_dialects::interp::{run_func, Tensor, Weights};
+        use lowbit_dialects::ir::{Elem, TensorType};
+        let src = r#"
+func @f(%p: tensor<2x4xf32>) -> (tensor<2x4xf32>) {
+  %s = graph.weight {name = "one"} : tensor<f32>
+  %nan = graph.weight {name = "isnan"} : tensor<2x4xi1>
+  %z = graph.weight {name = "zero"} : tensor<f32>
+  %w = graph.weight {name = "w"} : tensor<4xf32>
+  %a = graph.mul %p, %s : tensor<2x4xf32>
+  %b = graph.select %nan, %z, %a : tensor<2x4xf32>
+  %c = graph.add %b, %w : tensor<2x4xf32>
+  return %c
+}"#;
+        let mut weights = Weights::new();
+        weights.insert(
+            "one".into(),
+            Tensor::new(TensorType::new([], Elem::F32), vec![1.0]),
+        );
+        weights.insert(
+            "isnan".into(),
+            Tensor::new(TensorType::new([2, 4], Elem::I1), vec![0.0; 8]),
+        );
+        weights.insert(
+            "zero".into(),
+            Tensor::new(TensorType::new([], Elem::F32), vec![0.0]),
+        );
+        weights.insert(
+            "w".into(),
+            Tensor::new(TensorType::new([4], Elem::F32), vec![1.0, -2.0, 3.5, 0.25]),
+        );
+        let before = module(src);
+        let mut m = module(src);
+        let mut pm = crate::PassManager::parse("canonicalize").unwrap();
+        pm.env.weights = weights.clone();
+        pm.run(&mut m, &mut crate::PassCx::default()).unwrap();
+        assert_eq!(
+            body(&m),
+            "%0 = graph.weight {name = \"w\"} : tensor<4xf32>\n\
+             %1 = graph.add %arg0, %0 : tensor<2x4xf32>\n\
+             return %1"
+        );
+        assert!(
+            pm.stats_report().contains("splat-weights=3"),
+            "{}",
+            pm.stats_report()
+        );
+        let x = Tensor::new(
+            TensorType::new([2, 4], Elem::F32),
+            (0..8).map(|i| f64::from(i) - 3.25).collect(),
+        );
+        let run = |m: &lowbit_dialects::ir::Module| {
+            run_func(&m.funcs[0], &[x.clone()], &weights).unwrap()
+        };
+        assert_eq!(run(&before), run(&m));
     }
 
     #[test]

@@ -137,13 +137,16 @@ fn run_artifact(a: &RunArgs) -> CliResult<TensorMap> {
 
 fn run_mlir(a: &RunArgs, stderr: &mut dyn Write) -> CliResult<TensorMap> {
     let mut pm = pass_manager(&a.pipeline, "")?;
+    // The passes see the weights (splat weights fold, weight quantization rewrites them),
+    // and the interpreter runs on what the pipeline leaves in the store.
+    pm.env.weights = weights_for(&a.input, a.weights.as_deref())?;
     let (module, text) = load_and_run_pipeline(&a.input, &mut pm, &a.pipeline, &a.print, stderr)?;
     let src = Source {
         text: &text,
         file: display_name(&a.input),
         line_offset: 0,
     };
-    let weights = weights_for(&a.input, a.weights.as_deref())?;
+    let weights = std::mem::take(&mut pm.env.weights);
     let f = select_func(&module, a.func.as_deref()).map_err(Failure::msg)?;
     let manifest = signature(f)?;
     let given = inputs_for(a.inputs.as_deref(), a.random_inputs, &manifest)?;
