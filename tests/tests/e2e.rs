@@ -820,7 +820,7 @@ fn fuses_without_changing_outputs(
 }
 
 /// `lowbit report attention-quant` prints the T1.3 table (small size here; the full-size
-/// numbers are asserted by the lowbit-passes unit tests): ten configurations × three
+/// numbers are asserted by the lowbit-passes unit tests): nineteen configurations × three
 /// scenarios of cosine % / relative L1 / RMSE, INT8 rows above 99.9 %.
 #[test]
 fn report_attention_quant_prints_the_table() {
@@ -840,7 +840,7 @@ fn report_attention_quant_prints_the_table() {
         "{out}"
     );
     let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("int")).collect();
-    assert_eq!(rows.len(), 10, "{out}");
+    assert_eq!(rows.len(), 19, "{out}");
     for row in rows {
         let cells: Vec<&str> = row.split(" | ").skip(1).collect();
         assert_eq!(cells.len(), 3, "{row}");
