@@ -133,12 +133,13 @@ pub struct Extracted {
 }
 
 /// Where an extracted op comes from, as indices into [`Loaded::originals`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Origin {
     /// The original op it is (same node up to congruence), if any: it kept its location.
     pub kept: Option<usize>,
-    /// The first original op of its e-class, if any: its position orders the output.
-    pub first: Option<usize>,
+    /// The original ops of its e-class, in order (the first one's position orders the
+    /// output).
+    pub class: Vec<usize>,
 }
 
 /// A node's cost for extraction: the cost model's, plus one per op so that fewer ops win
@@ -370,7 +371,10 @@ pub fn extract(loaded: &Loaded, original: &Func) -> Extracted {
                 );
                 origins.push(Origin {
                     kept: reused(c),
-                    first: by_class.get(&c).map(|v| v[0].0),
+                    class: by_class
+                        .get(&c)
+                        .map(|v| v.iter().map(|(i, _)| *i).collect())
+                        .unwrap_or_default(),
                 });
                 match reused(c) {
                     Some(i) => {

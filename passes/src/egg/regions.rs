@@ -511,7 +511,9 @@ pub fn optimize_regions(
                         types: d.results.iter().map(|&v| tpl.func.ty(v).clone()).collect(),
                         args,
                         loc,
-                        first: origin.first.map(|k| rf.positions[k]),
+                        // Region functions place a weight or constant at its first
+                        // use: the class's first original is the smallest position.
+                        first: origin.class.iter().map(|&k| rf.positions[k]).min(),
                         kept,
                     });
                     nodes.len() - 1
