@@ -247,6 +247,31 @@ def main():
           "pv": None, "seqlens_k": sl, "total": tot, "cos": None, "sin": None},
          ["y"], consts=pc3, num_heads=gh, kv_num_heads=gkv, do_rotary=1,
          rotary_interleaved=1, scale=0.25)
+    # Score modifiers: softcap (decomposed attention), local window (a mask), head sinks
+    # and smooth softmax (one more softmax column), with GQA 4:2 and a causal prompt; one
+    # decode step with a past and both softcap and window; attention_bias with softcap
+    # (the cap comes first). Scores are scaled up so the cap and the sinks matter.
+    qs, ks, vs = 3 * r(B, S, gh * hd), 3 * r(B, S, gkv * hd), r(B, S, gkv * hd)
+    base = {"q": qs, "k": ks, "v": vs, "pk": None, "pv": None, "seqlens_k": sl, "total": tot}
+    case(out, "gqa_softcap", "GroupQueryAttention", base, ["y"],
+         num_heads=gh, kv_num_heads=gkv, softcap=1.5)
+    case(out, "gqa_local_window", "GroupQueryAttention", base, ["y", "present_k", "present_v"],
+         num_heads=gh, kv_num_heads=gkv, local_window_size=2)
+    sink = rng.uniform(-1.0, 3.0, size=(gh,)).astype(np.float32)
+    case(out, "gqa_head_sink", "GroupQueryAttention",
+         {**base, "cos": None, "sin": None, "pos": None, "bias": None, "sink": None}, ["y"],
+         consts={"sink": sink}, num_heads=gh, kv_num_heads=gkv)
+    case(out, "gqa_smooth_softmax", "GroupQueryAttention", base, ["y"],
+         num_heads=gh, kv_num_heads=gkv, smooth_softmax=1)
+    bias = 2 * r(1, 1, S, S)
+    case(out, "gqa_softcap_bias_window", "GroupQueryAttention",
+         {**base, "cos": None, "sin": None, "pos": None, "bias": bias}, ["y"],
+         num_heads=gh, kv_num_heads=gkv, softcap=2.0, local_window_size=3)
+    case(out, "gqa_decode_softcap_window", "GroupQueryAttention",
+         {"q": 3 * r(B, 1, gh * hd), "k": 3 * r(B, 1, gkv * hd), "v": r(B, 1, gkv * hd),
+          "pk": 3 * r(B, gkv, Pg, hd), "pv": r(B, gkv, Pg, hd), "seqlens_k": None, "total": None},
+         ["y", "present_k", "present_v"], consts=pc, num_heads=gh, kv_num_heads=gkv,
+         softcap=1.5, local_window_size=3, smooth_softmax=1)
 
     external(out)
     refusals(out)

@@ -153,6 +153,21 @@ fn group_query_attention_matches_onnxruntime() {
     ]);
 }
 
+/// GroupQueryAttention's score modifiers: softcap and head sinks / smooth softmax (the
+/// importer decomposes such an attention into graph ops), local windows (a constant mask),
+/// with an attention bias, and in a decode step with a past.
+#[test]
+fn group_query_attention_softcap_sink_window_match_onnxruntime() {
+    check_all(&[
+        "gqa_softcap",
+        "gqa_local_window",
+        "gqa_head_sink",
+        "gqa_smooth_softmax",
+        "gqa_softcap_bias_window",
+        "gqa_decode_softcap_window",
+    ]);
+}
+
 /// Every case the script writes is one the tests above check, and the other way round.
 #[test]
 fn every_case_is_checked() {
@@ -202,6 +217,12 @@ fn every_case_is_checked() {
         "gqa_decode_past",
         "gqa_rotary_past",
         "gqa_packed_rotary_interleaved",
+        "gqa_softcap",
+        "gqa_local_window",
+        "gqa_head_sink",
+        "gqa_smooth_softmax",
+        "gqa_softcap_bias_window",
+        "gqa_decode_softcap_window",
     ];
     let listed: BTreeSet<String> = listed.into_iter().map(String::from).collect();
     assert_eq!(

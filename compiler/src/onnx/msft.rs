@@ -22,10 +22,12 @@
 //!   `[B]` end positions and run-time `seqlens_k` the exact integer form
 //!   `min(relu(j + 1 - end), 1) · filter`; `attention_bias` is added to it.
 //!   `QAttention`'s integer input and weight become `lowbit.dequantize` (exact per value).
+//! - GroupQueryAttention's `local_window_size` becomes one more constant additive mask;
+//!   `softcap`, `head_sink` and `smooth_softmax` (which `attn.sdpa` cannot express) make
+//!   that attention decomposed `graph` ops ([`multi_head_with`]).
 //!
 //! Attribute values and input forms that are not mapped (rotary inside `Attention`, shared
-//! past/present buffers, packed QKV in `MultiHeadAttention`, GQA's quantized KV cache,
-//! softcap, head sinks, local windows ...) are [`OnnxError::Unsupported`] errors naming
+//! past/present buffers, packed QKV in `MultiHeadAttention`, GQA's quantized KV cache ...) are [`OnnxError::Unsupported`] errors naming
 //! the attribute or input.
 
 use lowbit_dialects::interp::Tensor;
@@ -586,6 +588,32 @@ pub(super) struct Heads {
 }
 
 pub(super) fn multi_head(im: &mut Importer, n: &N<'_>, h: Heads) -> OnnxResult<(Val, Val, Val)> {
+    multi_head_with(im, n, h, &Extras::default())
+}
+
+/// GroupQueryAttention's score modifiers (ONNX Runtime semantics, checked against its CPU
+/// kernel by `scripts/ort_contrib_cases.py`).
+#[derive(Default)]
+pub(super) struct Extras {
+    /// `softcap · tanh(s / softcap)` of the scaled scores, before any mask or bias (0: none).
+    pub(super) softcap: f64,
+    /// Per-head sink logits `[H]`: `exp(sink_h − m)` joins each row's softmax denominator,
+    /// `m` the row maximum including the sink (`smooth_softmax` is a sink of zeros).
+    pub(super) sink: Option<Val>,
+    /// Local attention: query at absolute position `p` sees keys `p − w + 1 ..= p`.
+    pub(super) window: Option<i64>,
+}
+
+/// [`multi_head`] with [`Extras`]. A window becomes a constant additive mask (the
+/// attention stays one `attn.sdpa`); a softcap or a sink, which `attn.sdpa` cannot express,
+/// makes the attention decomposed `graph` ops (matmul, tanh, softmax over the scores with
+/// the sink as one more column).
+pub(super) fn multi_head_with(
+    im: &mut Importer,
+    n: &N<'_>,
+    mut h: Heads,
+    x: &Extras,
+) -> OnnxResult<(Val, Val, Val)> {
     // A `[B, H, S, d]` query keeps that layout in the output.
     let bnsh = ty(im, &h.q).rank() == 4;
     let q = if bnsh {
@@ -607,16 +635,116 @@ pub(super) fn multi_head(im: &mut Importer, n: &N<'_>, h: Heads) -> OnnxResult<(
         k = concat(im, n, &[pk, k], 2)?;
         v = concat(im, n, &[pv, v], 2)?;
     }
-    let d = ty(im, &q).shape[3];
+    let qt = ty(im, &q);
+    let d = qt.shape[3];
     let scale = h.scale.unwrap_or(1.0 / (d as f64).sqrt());
-    let attrs = Attrs::new()
-        .with("scale", float_attr(scale))
-        .with("causal", Attr::Bool(h.causal));
-    let mut args = vec![q, k.clone(), v.clone()];
-    args.extend(h.mask);
-    let o = n.emit1(im, Opcode::Attn(attn::Op::Sdpa), &args, attrs)?;
+    let (s, t) = (qt.shape[2], ty(im, &k).shape[2]);
+    let lowest = lowest_of(n, qt.elem)?;
+    // Key j is hidden from query i (absolute position t − s + i) by the window when
+    // j < t − s + i − w + 1.
+    if let Some(w) = x.window {
+        let p = t - s;
+        let m = (0..s)
+            .flat_map(|i| (0..t).map(move |j| if j < p + i - w + 1 { lowest } else { 0.0 }))
+            .collect();
+        let m = konst(Tensor::new(TensorType::new(vec![1, 1, s, t], qt.elem), m));
+        h.mask = Some(add_mask(im, n, h.mask, m)?);
+    }
+    let o = if x.softcap == 0.0 && x.sink.is_none() {
+        let attrs = Attrs::new()
+            .with("scale", float_attr(scale))
+            .with("causal", Attr::Bool(h.causal));
+        let mut args = vec![q, k.clone(), v.clone()];
+        args.extend(h.mask);
+        n.emit1(im, Opcode::Attn(attn::Op::Sdpa), &args, attrs)?
+    } else {
+        decomposed(
+            im,
+            n,
+            (q, k.clone(), v.clone()),
+            (scale, h.causal, h.mask),
+            x,
+            lowest,
+        )?
+    };
     let o = if bnsh { o } else { from_heads(im, n, o)? };
     Ok((o, k, v))
+}
+
+/// The lowest finite value of a float type: the additive mask of hidden keys.
+fn lowest_of(n: &N<'_>, elem: Elem) -> OnnxResult<f64> {
+    Ok(match elem {
+        Elem::F32 => f64::from(f32::MIN),
+        Elem::F64 => f64::MIN,
+        Elem::F16 => -65504.0,
+        Elem::BF16 => -3.3895313892515355e38,
+        other => return Err(n.err(format!("attention over {other} is not supported"))),
+    })
+}
+
+/// Attention as `graph` ops for `q [B, H, S, d]`, `k [B, Hkv, T, d]`, `v [B, Hkv, T, dv]`:
+/// the `H / Hkv` query heads of a group are stacked to `[B, Hkv, G·S, d]` so they share
+/// their KV head in plain matmuls; scores are scaled, soft-capped, masked (causal aligned
+/// to the last query, plus `mask`), and the softmax runs over the keys and, with a sink,
+/// one more column holding the head's sink logit, which is then sliced off.
+fn decomposed(
+    im: &mut Importer,
+    n: &N<'_>,
+    (q, k, v): (Val, Val, Val),
+    (scale, causal, mask): (f64, bool, Option<Val>),
+    x: &Extras,
+    lowest: f64,
+) -> OnnxResult<Val> {
+    let (qt, kt, vt) = (ty(im, &q), ty(im, &k), ty(im, &v));
+    let (b, heads, s, d) = (qt.shape[0], qt.shape[1], qt.shape[2], qt.shape[3]);
+    let (kv_heads, t, dv) = (kt.shape[1], kt.shape[2], vt.shape[3]);
+    let e = qt.elem;
+    let groups = heads / kv_heads;
+    let qg = n.reshape(im, &q, vec![b, kv_heads, groups * s, d])?;
+    let kt_ = transpose(im, n, k, &[0, 1, 3, 2])?;
+    let scores = n.emit1(im, g(graph::Op::MatMul), &[qg, kt_], Attrs::new())?;
+    let scores = n.reshape(im, &scores, vec![b, heads, s, t])?;
+    let mut scores = mul(im, n, scores, scalar(scale, e))?;
+    if x.softcap != 0.0 {
+        let c = x.softcap;
+        let div = n.emit1(im, g(graph::Op::Div), &[scores, scalar(c, e)], Attrs::new())?;
+        let th = n.emit1(im, g(graph::Op::Tanh), &[div], Attrs::new())?;
+        scores = mul(im, n, th, scalar(c, e))?;
+    }
+    if causal {
+        let p = t - s;
+        let m = (0..s)
+            .flat_map(|i| (0..t).map(move |j| if j > p + i { lowest } else { 0.0 }))
+            .collect();
+        let m = konst(Tensor::new(TensorType::new(vec![1, 1, s, t], e), m));
+        scores = add(im, n, scores, m)?;
+    }
+    if let Some(m) = mask {
+        scores = add(im, n, scores, m)?;
+    }
+    let softmax = Attrs::new().with("axis", Attr::Int(-1));
+    let probs = match &x.sink {
+        None => n.emit1(im, g(graph::Op::Softmax), &[scores], softmax)?,
+        Some(sink) => {
+            let st = ty(im, sink);
+            if st.shape != [heads] {
+                return Err(n.err(format!("head_sink {st} is not [{heads}]")));
+            }
+            let sink = cast(im, n, sink.clone(), e)?;
+            let sink = n.reshape(im, &sink, vec![1, heads, 1, 1])?;
+            let zeros = konst(Tensor::new(
+                TensorType::new(vec![b, heads, s, 1], e),
+                vec![0.0; (b * heads * s) as usize],
+            ));
+            let col = add(im, n, zeros, sink)?;
+            let wide = concat(im, n, &[scores, col], 3)?;
+            let p = n.emit1(im, g(graph::Op::Softmax), &[wide], softmax)?;
+            slice_last(im, n, p, 0, t)?
+        }
+    };
+    let pg = n.reshape(im, &probs, vec![b, kv_heads, groups * s, t])?;
+    let o = n.emit1(im, g(graph::Op::MatMul), &[pg, v], Attrs::new())?;
+    n.reshape(im, &o, vec![b, heads, s, dv])
 }
 
 /// The `scale` attribute when set and non-zero.
@@ -963,30 +1091,31 @@ fn group_query_attention(im: &mut Importer, n: &N<'_>) -> OnnxResult<Vec<Val>> {
             ));
         }
     }
-    int_attr_is(
-        im,
-        n,
-        "local_window_size",
-        -1,
-        "use full causal attention (-1)",
-    )?;
-    int_attr_is(
-        im,
-        n,
-        "smooth_softmax",
-        -1,
-        "use the plain softmax (-1 or 0)",
-    )
-    .or_else(|_| {
-        int_attr_is(
-            im,
-            n,
-            "smooth_softmax",
-            0,
-            "use the plain softmax (-1 or 0)",
-        )
-    })?;
     int_attr_is(im, n, "qk_output", 0, "leave output_qk unnamed (0)")?;
+    let causal = n.int("causal", 1) != 0;
+    let window = match n.int("local_window_size", -1) {
+        -1 => None,
+        w if w >= 1 && causal => Some(w),
+        w if w >= 1 => {
+            return Err(n.err(format!(
+                "local_window_size {w} needs causal = 1 (a window is a left window of causal attention)"
+            )))
+        }
+        w => {
+            return Err(n.err(format!(
+                "local_window_size {w} must be -1 (no window) or at least 1"
+            )))
+        }
+    };
+    let smooth = match n.int("smooth_softmax", -1) {
+        -1 | 0 => false,
+        1 => true,
+        other => return Err(n.err(format!("smooth_softmax {other} must be -1, 0 or 1"))),
+    };
+    let softcap = n.attr("softcap").map_or(0.0, |a| f64::from(a.f));
+    if !softcap.is_finite() || softcap < 0.0 {
+        return Err(n.err(format!("softcap {softcap} must be 0 (none) or positive")));
+    }
     int_attr_is(
         im,
         n,
@@ -994,14 +1123,6 @@ fn group_query_attention(im: &mut Importer, n: &N<'_>) -> OnnxResult<Vec<Val>> {
         0,
         "use a full-length KV cache (0)",
     )?;
-    if n.attr("softcap").is_some_and(|a| a.f != 0.0) {
-        return Err(refuse(
-            im,
-            n,
-            "attribute 'softcap' other than 0 is not supported",
-        ));
-    }
-    no_input(im, n, 11, "head_sink", "omit head sinks")?;
     no_input(im, n, 12, "k_scale", "use a float KV cache")?;
     no_input(im, n, 13, "v_scale", "use a float KV cache")?;
     no_input(im, n, 16, "query_seqlens", "pass unpadded query chunks")?;
@@ -1121,7 +1242,20 @@ fn group_query_attention(im: &mut Importer, n: &N<'_>) -> OnnxResult<Vec<Val>> {
         mask = Some(add_mask(im, n, mask, ab)?);
     }
     let _ = &mut v;
-    let (out, pk, pv) = multi_head(
+    let sink = match n.input(im, 11)? {
+        Some(sink) => Some(sink),
+        None if smooth => Some(konst(Tensor::new(
+            TensorType::new(vec![heads], Elem::F32),
+            vec![0.0; heads as usize],
+        ))),
+        None => None,
+    };
+    let extras = Extras {
+        softcap,
+        sink,
+        window,
+    };
+    let (out, pk, pv) = multi_head_with(
         im,
         n,
         Heads {
@@ -1132,9 +1266,10 @@ fn group_query_attention(im: &mut Importer, n: &N<'_>) -> OnnxResult<Vec<Val>> {
             kv_heads,
             past,
             scale: scale_attr(n),
-            causal: n.int("causal", 1) != 0,
+            causal,
             mask,
         },
+        &extras,
     )?;
     outputs(
         im,
