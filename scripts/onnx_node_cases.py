@@ -7,8 +7,13 @@ For each case of `onnx.backend.test.case.node.collect_testcases()` whose nodes a
 op types the importer maps (compiler/src/onnx/ops.rs), writes OUT_DIR/<case>/model.onnx and
 OUT_DIR/<case>/data_<i>.npz with `in_<k>` and `out_<k>` (positional, in graph order), and
 OUT_DIR/<case>/ops.txt, the model's op types, one a line.
-Cases are skipped (and counted) when an op is not mapped, an array has a dtype the runtime's
-npz reader cannot hold, or a graph input/output has a symbolic dimension. Prints one summary
+Arrays of a dtype the runtime's npz reader cannot hold but a wider one holds exactly (int4,
+uint4, int16, uint16, bfloat16, float8, float4e2m1; and int2/uint2, the fnuz float8s and
+float8e8m0, which lowbit has no element type for) are stored widened, and
+OUT_DIR/<case>/types.txt names their real element type, `in_0 i4` (lowbit's spelling) or
+`in_0 onnx:int2` (no lowbit type), one a line.
+Cases are skipped (and counted) when an op is not mapped, an array has a dtype neither the
+reader nor a widening holds, or a graph input/output has a symbolic dimension. Prints one summary
 line. Exits with status 3 and a message naming scripts/setup.sh when a package is missing.
 """
 
@@ -42,6 +47,37 @@ SUPPORTED = {
 
 # What the runtime's npz reader holds.
 DTYPES = {np.dtype(t) for t in ("f8", "f4", "f2", "i8", "i4", "i1", "u1", "bool")}
+
+# numpy dtype name -> (element type for types.txt, the npz dtype that holds it exactly).
+WIDENED = {
+    "int4": ("i4", "i1"),
+    "uint4": ("ui4", "u1"),
+    "int16": ("i16", "i4"),
+    "uint16": ("ui16", "i4"),
+    "bfloat16": ("bf16", "f4"),
+    "float8_e4m3fn": ("f8E4M3FN", "f4"),
+    "float8_e5m2": ("f8E5M2", "f4"),
+    "float4_e2m1fn": ("f4E2M1FN", "f4"),
+    "int2": ("onnx:int2", "i1"),
+    "uint2": ("onnx:uint2", "u1"),
+    "float8_e4m3fnuz": ("onnx:float8e4m3fnuz", "f4"),
+    "float8_e5m2fnuz": ("onnx:float8e5m2fnuz", "f4"),
+    "float8_e8m0fnu": ("onnx:float8e8m0", "f4"),
+}
+
+
+def storable(a):
+    return a.dtype in DTYPES or str(a.dtype) in WIDENED
+
+
+def stored(name, a, types):
+    """`a` as the npz holds it; records its real type in `types` when widened."""
+    a = np.asarray(a)
+    if a.dtype in DTYPES:
+        return a
+    elem, wide = WIDENED[str(a.dtype)]
+    types.append(f"{name} {elem}")
+    return a.astype(np.dtype(wide))
 
 
 def array(a):
@@ -87,7 +123,7 @@ def main():
             skipped["non-tensor"] += 1
             continue
         arrays = [a for ins, outs in data for a in ins + outs]
-        if any(a.dtype not in DTYPES for a in arrays):
+        if not all(storable(a) for a in arrays):
             skipped["dtype"] += 1
             continue
         if not all(static(v) for v in list(g.input) + list(g.output)):
@@ -98,10 +134,17 @@ def main():
         onnx.save(model, os.path.join(d, "model.onnx"))
         with open(os.path.join(d, "ops.txt"), "w") as f:
             f.write("\n".join(sorted({n.op_type for n in g.node})) + "\n")
+        types = []
         for i, (ins, outs) in enumerate(data):
-            arrs = {f"in_{k}": np.asarray(a) for k, a in enumerate(ins)}
-            arrs.update({f"out_{k}": np.asarray(a) for k, a in enumerate(outs)})
+            names = [f"in_{k}" for k in range(len(ins))] + [f"out_{k}" for k in range(len(outs))]
+            kinds = []
+            arrs = {n: stored(n, a, kinds) for n, a in zip(names, ins + outs)}
+            if i == 0:
+                types = kinds
             np.savez(os.path.join(d, f"data_{i}.npz"), **arrs)
+        if types:
+            with open(os.path.join(d, "types.txt"), "w") as f:
+                f.write("\n".join(types) + "\n")
         written += 1
     why = ", ".join(f"{v} {k}" for k, v in skipped.items())
     print(f"onnx {onnx.__version__}: {found} node cases, {written} written, skipped: {why}")

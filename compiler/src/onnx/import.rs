@@ -28,8 +28,9 @@ use super::{io_message, DimBindings, ImportOptions, OnnxError, OnnxResult};
 /// become weights.
 const INLINE_LIMIT: usize = 64;
 
-/// The oldest default-domain opset the importer maps.
-pub const MIN_OPSET: i64 = 13;
+/// The oldest default-domain opset the importer maps. Ops whose meaning changed since are
+/// listed in [`super::ops::OLD_FORMS`] and imported in the form of the model's opset.
+pub const MIN_OPSET: i64 = 10;
 
 /// An imported model.
 #[derive(Debug)]
@@ -352,7 +353,7 @@ fn input_type(input: &super::proto::ValueInfoProto, dims: &DimBindings) -> OnnxR
                     })
                 }
             },
-            (_, Some(n)) if n > 0 => out.push(n),
+            (_, Some(n)) if n >= 0 => out.push(n),
             _ => {
                 return Err(bad(
                     "has a dimension with neither a size nor a name".to_string()

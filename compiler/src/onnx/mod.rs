@@ -1,4 +1,4 @@
-//! The ONNX importer: a `.onnx` model (opset 13 or later of the default domain) into one
+//! The ONNX importer: a `.onnx` model (opset 10 or later of the default domain) into one
 //! `graph`/`lowbit` function plus a weight store.
 //!
 //! - [`proto`]: the protobuf messages (prost), decoded from the file in one step;

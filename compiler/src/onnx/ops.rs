@@ -86,6 +86,10 @@ impl N<'_> {
         match self.input(im, i)? {
             None => Ok(None),
             Some(Val::Const(t, _)) => Ok(Some(t)),
+            // A run-time tensor with no elements is known: it is empty.
+            Some(Val::Ir(v)) if im.f.ty(v).num_elements() == 0 => {
+                Ok(Some(Rc::new(Tensor::new(im.f.ty(v).clone(), vec![]))))
+            }
             Some(Val::Ir(_)) => Err(self.err(format!(
                 "input #{i} must be a constant (a shape computation that folds at import); bind every symbolic dimension with --dim"
             ))),
@@ -147,6 +151,78 @@ pub(super) fn norm_axis(axis: i64, rank: usize) -> Option<usize> {
     let r = rank as i64;
     let a = if axis < 0 { axis + r } else { axis };
     (0..r).contains(&a).then_some(a as usize)
+}
+
+/// Default-domain ops the importer maps whose meaning changed at an opset above
+/// [`MIN_OPSET`](super::import::MIN_OPSET): the op, the first opset with the form the
+/// importer maps by default, and the older form, which is imported too (the schema history
+/// of `onnx.defs.get_all_schemas_with_history()`, onnx 1.23.2). Every other mapped op means
+/// the same at every opset from `MIN_OPSET` on (later versions add element types, or
+/// attributes whose defaults keep the older meaning: `Gemm`'s optional `C` (11),
+/// `Concat`/`Flatten`/`Gather`/`Slice`'s negative axes (11), `GatherND`'s `batch_dims` (12),
+/// `Dropout`'s `training_mode` (12), `QuantizeLinear`/`DequantizeLinear`'s `axis` (13)).
+/// Ops that take their axes from an input from opset 18 on (`ReduceMean`, `ReduceMax`) are
+/// handled in [`reduce`].
+pub const OLD_FORMS: &[(&str, i64, &str)] = &[
+    (
+        "Softmax",
+        13,
+        "softmax of the input coerced to 2-D at `axis` (default 1): reshape, softmax over the last axis, reshape back",
+    ),
+    (
+        "LogSoftmax",
+        13,
+        "log-softmax of the input coerced to 2-D at `axis` (default 1), as Softmax",
+    ),
+    ("ReduceSum", 13, "`axes` an attribute instead of input #1"),
+    ("Squeeze", 13, "`axes` an attribute instead of input #1"),
+    ("Unsqueeze", 13, "`axes` an attribute instead of input #1"),
+    ("Split", 13, "`split` an attribute instead of input #1"),
+    ("Clip", 11, "`min` and `max` attributes instead of inputs #1 and #2"),
+];
+
+/// Whether node `n` is read in its older form of [`OLD_FORMS`] at the model's opset.
+fn old_form(im: &Importer, n: &N<'_>) -> bool {
+    OLD_FORMS
+        .iter()
+        .any(|&(op, since, _)| op == n.node.op_type && im.opset < since)
+}
+
+/// `Softmax` / `LogSoftmax`; before opset 13 over the input coerced to 2-D at `axis`
+/// (default 1), which is a softmax over the last axis when `axis` is the last one.
+fn softmax(im: &mut Importer, n: &N<'_>) -> OnnxResult<Val> {
+    let x = n.req(im, 0)?;
+    let op = if n.node.op_type == "Softmax" {
+        graph::Op::Softmax
+    } else {
+        graph::Op::LogSoftmax
+    };
+    if !old_form(im, n) {
+        let attrs = Attrs::new().with("axis", Attr::Int(n.int("axis", -1)));
+        return n.emit1(im, g(op), &[x], attrs);
+    }
+    let shape = im.ty(&x).shape;
+    let r = shape.len();
+    let axis = n.int("axis", 1);
+    let a = if r == 0 {
+        0
+    } else {
+        norm_axis(axis, r).ok_or_else(|| {
+            n.err(format!(
+                "axis {axis} is out of range for rank {r} (opset {} coerces the input to 2-D at axis)",
+                im.opset
+            ))
+        })?
+    };
+    let last = Attrs::new().with("axis", Attr::Int(-1));
+    if r > 0 && a == r - 1 {
+        return n.emit1(im, g(op), &[x], last);
+    }
+    let lead: i64 = shape[..a].iter().product();
+    let rest: i64 = shape[a..].iter().product();
+    let x2 = n.reshape(im, &x, vec![lead, rest])?;
+    let y = n.emit1(im, g(op), &[x2], last)?;
+    n.reshape(im, &y, shape)
 }
 
 /// Imports one node, binding its outputs in `im.vals`.
@@ -268,16 +344,7 @@ fn map_node(im: &mut Importer, n: &N<'_>) -> OnnxResult<Vec<Val>> {
             vec![n.emit1(im, g(G::MatMul), &[a, b], Attrs::new())?]
         }
         "Gemm" => vec![gemm(im, n)?],
-        "Softmax" | "LogSoftmax" => {
-            let x = n.req(im, 0)?;
-            let op = if op_type == "Softmax" {
-                G::Softmax
-            } else {
-                G::LogSoftmax
-            };
-            let attrs = Attrs::new().with("axis", Attr::Int(n.int("axis", -1)));
-            vec![n.emit1(im, g(op), &[x], attrs)?]
-        }
+        "Softmax" | "LogSoftmax" => vec![softmax(im, n)?],
         "LayerNormalization" => super::transformer::layer_norm(im, n)?,
         "RMSNormalization" => super::transformer::rms_norm(im, n)?,
         "RotaryEmbedding" => super::transformer::rotary_embedding(im, n)?,
@@ -583,7 +650,12 @@ fn gemm(im: &mut Importer, n: &N<'_>) -> OnnxResult<Val> {
 fn reduce(im: &mut Importer, n: &N<'_>) -> OnnxResult<Val> {
     let x = n.req(im, 0)?;
     let rank = im.ty(&x).rank();
-    let axes_from_input = n.node.op_type == "ReduceSum" || im.opset >= 18;
+    // ReduceSum takes its axes from input #1 from opset 13, the others from opset 18.
+    let axes_from_input = if n.node.op_type == "ReduceSum" {
+        !old_form(im, n)
+    } else {
+        im.opset >= 18
+    };
     let axes = if axes_from_input {
         n.const_ints(im, 1)?
     } else {
@@ -637,10 +709,10 @@ fn reshape_target(input: &[i64], spec: &[i64], allowzero: bool) -> Result<Vec<i6
 fn squeeze(im: &mut Importer, n: &N<'_>) -> OnnxResult<Val> {
     let x = n.req(im, 0)?;
     let shape = im.ty(&x).shape;
-    let axes = if im.opset >= 13 {
-        n.const_ints(im, 1)?
-    } else {
+    let axes = if old_form(im, n) {
         n.ints("axes")
+    } else {
+        n.const_ints(im, 1)?
     };
     let out = if n.node.op_type == "Unsqueeze" {
         let axes = axes.ok_or_else(|| n.err("has no axes"))?;
@@ -690,7 +762,12 @@ fn split(im: &mut Importer, n: &N<'_>) -> OnnxResult<Vec<Val>> {
     if parts == 0 {
         return Err(n.err("has no outputs"));
     }
-    let sizes = match n.const_ints(im, 1)?.or_else(|| n.ints("split")) {
+    let split = if old_form(im, n) {
+        n.ints("split")
+    } else {
+        n.const_ints(im, 1)?
+    };
+    let sizes = match split {
         Some(s) => s,
         None => {
             let d = ty.shape[ax];
@@ -908,6 +985,19 @@ fn clip(im: &mut Importer, n: &N<'_>) -> OnnxResult<Val> {
     use graph::Op as G;
     let x = n.req(im, 0)?;
     let (lo, hi) = match n.node.op_type.as_str() {
+        // Clip-6: `min`/`max` attributes (absent: no bound).
+        "Clip" if old_form(im, n) => {
+            let e = im.ty(&x).elem;
+            let bound = |name| n.attr(name).map(|a| scalar(f64::from(a.f), e));
+            if n.node.input.len() > 1 {
+                return Err(n.err(format!(
+                    "has {} inputs; at opset {} Clip takes min and max as attributes",
+                    n.node.input.len(),
+                    im.opset
+                )));
+            }
+            (bound("min"), bound("max"))
+        }
         "Clip" => (n.input(im, 1)?, n.input(im, 2)?),
         "Max" => (n.input(im, 1)?, None),
         _ => (None, n.input(im, 1)?),

@@ -5,7 +5,9 @@
 //!   `lowbit.dequantize`: per-tensor (a scalar or one-element scale), per-axis (a 1-D scale,
 //!   `axis`) and per-block (`axis` + `block_size`, the scale of the operand's rank); every
 //!   integer storage type the dialect has, `float8e4m3fn`, `float8e5m2` and `float4e2m1`;
-//!   `output_dtype`; `saturate = 1`. `QuantizeLinear` divides `x / y_scale` with a
+//!   `output_dtype`; `saturate = 1`. A float zero point that is not a constant zero (per
+//!   tensor or per axis) is applied with graph ops as ONNX's formulas say: `x / scale + zp`
+//!   before the quantize, `(x - zp) · scale` in f32 instead of the dequantize. `QuantizeLinear` divides `x / y_scale` with a
 //!   `graph.div` in ONNX's `precision` (by default the scale's type), the scale broadcast
 //!   per axis or per block, and quantizes the quotient by a unit scale: the value rounded
 //!   to an integer is the one ONNX Runtime rounds, ties included (QDQ graphs produce many
@@ -192,6 +194,66 @@ fn zero_point(
     Ok(Some(zp))
 }
 
+/// A float zero point that is not a constant zero, with a per-tensor or per-axis scale:
+/// split off to be applied with graph ops (`x / scale + zp` before a saturating quantize,
+/// `(x - zp) · scale` after widening), as ONNX's formulas say. Returns `(zp, None)`
+/// otherwise.
+fn split_float_zp(
+    im: &Importer,
+    n: &N<'_>,
+    zp: Option<Val>,
+    scale: &TensorType,
+) -> (Option<Val>, Option<Val>) {
+    match zp {
+        Some(z)
+            if im.ty(&z).elem.is_float()
+                && scale.rank() <= 1
+                && n.int("block_size", 0) == 0
+                && !matches!(&z, Val::Const(t, _) if t.data.iter().all(|&v| v == 0.0)) =>
+        {
+            (None, Some(z))
+        }
+        zp => (zp, None),
+    }
+}
+
+/// A per-tensor or per-axis operand `v` (a scale or zero point) cast to `elem` and shaped
+/// to broadcast against `x` along the granularity `attrs` selects.
+fn broadcast_operand(
+    im: &mut Importer,
+    n: &N<'_>,
+    v: Val,
+    elem: Elem,
+    attrs: &Attrs,
+    x: &TensorType,
+) -> OnnxResult<Val> {
+    let t = im.ty(&v);
+    let v = if t.elem == elem {
+        v
+    } else {
+        n.emit(
+            im,
+            g(graph::Op::Cast),
+            &[v],
+            Attrs::new(),
+            Some(vec![t.with_elem(elem)]),
+        )?
+        .remove(0)
+    };
+    let shape = match attrs.int("axis") {
+        Some(a) => {
+            let mut s = vec![1; x.rank()];
+            s[a as usize] = x.shape[a as usize];
+            s
+        }
+        None => vec![],
+    };
+    if t.shape == shape {
+        return Ok(v);
+    }
+    n.reshape(im, &v, shape)
+}
+
 /// `QuantizeLinear`.
 pub(super) fn quantize_linear(im: &mut Importer, n: &N<'_>) -> OnnxResult<Val> {
     let x = n.req(im, 0)?;
@@ -277,6 +339,7 @@ pub(super) fn quantize_linear(im: &mut Importer, n: &N<'_>) -> OnnxResult<Val> {
             ))
         }
     };
+    let (zp, float_zp) = split_float_zp(im, n, zp, &st);
     let attrs = granularity(im, n, &xt, &st)?;
     let zp = zero_point(im, n, zp, &st)?;
     let cast = |im: &mut Importer, v: Val| -> OnnxResult<Val> {
@@ -299,6 +362,13 @@ pub(super) fn quantize_linear(im: &mut Importer, n: &N<'_>) -> OnnxResult<Val> {
     // `lowbit.quantize` itself.
     let (v, s) = match divided(im, n, x.clone(), scale.clone(), &attrs, &xt)? {
         Some(v) => {
+            let v = match float_zp {
+                Some(z) => {
+                    let z = broadcast_operand(im, n, z, p, &attrs, &xt)?;
+                    n.emit1(im, g(graph::Op::Add), &[v, z], Attrs::new())?
+                }
+                None => v,
+            };
             let ones = vec![1.0; st.num_elements()];
             let unit = konst(Tensor::new(TensorType::new(st.shape.clone(), p), ones));
             (v, unit)
@@ -392,6 +462,37 @@ pub(super) fn dequantize_linear(im: &mut Importer, n: &N<'_>) -> OnnxResult<Val>
         }
     };
     let attrs = granularity(im, n, &qt, &st)?;
+    let (zp, float_zp) = split_float_zp(im, n, zp, &st);
+    if let Some(z) = float_zp {
+        // (x - zp) · scale in f32, as ONNX's reference computes it, then the output type.
+        use graph::Op as G;
+        let f = Elem::F32;
+        let x = n
+            .emit(
+                im,
+                g(G::Cast),
+                &[q],
+                Attrs::new(),
+                Some(vec![qt.with_elem(f)]),
+            )?
+            .remove(0);
+        let z = broadcast_operand(im, n, z, f, &attrs, &qt)?;
+        let s = broadcast_operand(im, n, scale, f, &attrs, &qt)?;
+        let d = n.emit1(im, g(G::Sub), &[x, z], Attrs::new())?;
+        let y = n.emit1(im, g(G::Mul), &[d, s], Attrs::new())?;
+        return if out == f {
+            Ok(y)
+        } else {
+            Ok(n.emit(
+                im,
+                g(G::Cast),
+                &[y],
+                Attrs::new(),
+                Some(vec![qt.with_elem(out)]),
+            )?
+            .remove(0))
+        };
+    }
     let zp = zero_point(im, n, zp, &st)?;
     let hint = n.node.input[0].clone();
     let q = if is_const(&scale) {
