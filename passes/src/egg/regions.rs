@@ -30,17 +30,34 @@
 //!    union that a rule rooted at one of `v`'s users makes.
 //! 2. `v` does not depend on constants alone (`graph.constant` and ops of constants), so
 //!    its class has no constant value for a guard to read.
-//! 3. No user of `v` has an inspected opcode. The only way a rule adds a node to `v`'s
-//!    class is by returning a class equal to `v` for some term `X` built on `v` (`x * 1`,
-//!    `transpose(transpose(x))`); `X`'s class then joins `v`'s. The first op above `v`
-//!    on the way to `X` is a user of `v`, and the inspected opcodes are exactly those of
-//!    such chains (`transpose`, `reshape`, `dequantize`), so no node a later rule would
-//!    look for reaches `v`'s class. Any union happens in the users' region anyway, where
-//!    the region-wise e-graph makes it too.
+//! 3. No user of `v` has an inspected opcode.
 //!
-//! Function parameters are leaves already and need only (3). Zero-operand ops (weights,
-//! constants) are never cut at: each region that reads one gets its own copy, so guards
-//! still see constant values; the stitch step merges the copies back into one op.
+//! Then, in the whole-function e-graph, `v`'s class never holds a node of an inspected
+//! opcode and never a constant value, so every rule sees it as the leaf it is in the
+//! later region. Nodes join `v`'s class only by unions a rule makes between its matched
+//! class `X` and a class it returns. `X` is not `v`'s class (1), so the returned class
+//! is: the rule returned an operand of `X` (an identity: `x * 1 -> x`, then `X` is a
+//! direct user of `v`, not of an inspected opcode by (3)) or a class it found below an
+//! inspected node (`q` of `quantize(dequantize(q))`, `x` of `transpose(transpose(x))`:
+//! then the direct user of `v` on that chain has an inspected opcode, which (3) rules
+//! out). So `X` is a direct user of `v` of no inspected opcode, and what `X`'s class
+//! holds besides `X` was built by a rule on `X` after it found an inspected node in an
+//! operand class, or merged in the same way; the first inspected node to reach `v`'s
+//! class would have needed one there already. The assumption behind this, which every
+//! rule of [`super::rules`] meets and [`super::rules::Rule::inspects`] states: a rule
+//! adds nodes to its matched class only after finding an inspected node in an operand
+//! class, and otherwise returns operand classes. Constant values: `X`'s class is
+//! constant only when `v` is, which (2) rules out. Unions made by users in a later
+//! region happen region-wise too, on the parameter's class. (This is a sketch for the
+//! rule sets of this crate, not a proof for any rule set: the tests compare region-wise
+//! and whole-function results, and `fuse-qdq{reuse=false}` is there to compare by hand.)
+//!
+//! Function parameters are leaves already and need only (3). Ops of weights and
+//! constants only ([`static_ops`]: the weights, the constants, and the dequantized weights
+//! an importer hoists to the top of a function) belong to no region and are never cut
+//! at: each region that reads one gets its own copy of it and of what it is computed
+//! from, so guards still see constant values and rules still see a weight's dequantize;
+//! the stitch step merges the copies back into one op.
 //!
 //! A cut is placed before every op where every value crossing it qualifies; a function
 //! with no such place is one region, optimized exactly as before.
@@ -127,14 +144,29 @@ pub struct RegionCount {
     pub reused: u64,
 }
 
-fn is_leaf(func: &Func, op: lowbit_dialects::ir::Op) -> bool {
-    func.ops[op].args.is_empty()
+/// For each body position: whether the op computes from weights and constants only
+/// (zero-operand ops, and pure ops of those: a dequantized weight). Such ops belong to no
+/// region; every region that reads one gets a copy of it and what it is computed from.
+pub fn static_ops(func: &Func) -> Vec<bool> {
+    let mut stat: SecondaryMap<Value, bool> = SecondaryMap::new();
+    let mut out = Vec::with_capacity(func.body.len());
+    for &op in &func.body {
+        let d = &func.ops[op];
+        let s = d.args.is_empty() || (d.opcode.is_pure() && d.args.iter().all(|&a| stat[a]));
+        for &r in &d.results {
+            stat[r] = s;
+        }
+        out.push(s);
+    }
+    out
 }
 
-/// The regions of `func`: body positions of their ops (zero-operand ops left out), each
-/// region a contiguous run in program order. See the module docs for where cuts go.
+/// The regions of `func`: body positions of their ops (ops of weights and constants only
+/// left out, see [`static_ops`]), each region a contiguous run in program order. See the
+/// module docs for where cuts go.
 pub fn segment(func: &Func, reach: &Reach) -> Vec<Vec<usize>> {
     let n = func.body.len();
+    let statics = static_ops(func);
     let mut last_use: SecondaryMap<Value, Option<usize>> = SecondaryMap::new();
     let mut user_inspected: SecondaryMap<Value, bool> = SecondaryMap::new();
     let mut konst: SecondaryMap<Value, bool> = SecondaryMap::new();
@@ -173,7 +205,7 @@ pub fn segment(func: &Func, reach: &Reach) -> Vec<Vec<usize>> {
     }
     for (p, &op) in func.body.iter().enumerate() {
         let d = &func.ops[op];
-        if d.args.is_empty() {
+        if statics[p] {
             continue;
         }
         for &r in &d.results {
@@ -185,12 +217,12 @@ pub fn segment(func: &Func, reach: &Reach) -> Vec<Vec<usize>> {
     let mut regions: Vec<Vec<usize>> = Vec::new();
     let mut cur: Vec<usize> = Vec::new();
     let mut crossing = 0i64;
-    for (p, &op) in func.body.iter().enumerate() {
+    for p in 0..n {
         crossing += bad[p];
         if crossing == 0 && !cur.is_empty() {
             regions.push(std::mem::take(&mut cur));
         }
-        if !is_leaf(func, op) {
+        if !statics[p] {
             cur.push(p);
         }
     }
@@ -222,6 +254,8 @@ struct Layout {
     pos_of: SecondaryMap<lowbit_dialects::ir::Op, usize>,
     /// Values read outside the region that defines them, or returned.
     outside: SecondaryMap<Value, bool>,
+    /// [`static_ops`].
+    statics: Vec<bool>,
 }
 
 impl Layout {
@@ -243,7 +277,11 @@ impl Layout {
         for &v in &func.rets {
             outside[v] = true;
         }
-        Layout { pos_of, outside }
+        Layout {
+            pos_of,
+            outside,
+            statics: static_ops(func),
+        }
     }
 }
 
@@ -271,6 +309,23 @@ fn region_func(func: &Func, ops: &[usize], layout: &Layout) -> RegionFunc {
             map.insert(o, l);
         }
     };
+    // Copies a static op and what it reads, depth first (operands before users).
+    fn copy_static(
+        func: &Func,
+        o: lowbit_dialects::ir::Op,
+        map: &BTreeMap<Value, Value>,
+        todo: &mut Vec<lowbit_dialects::ir::Op>,
+    ) {
+        if todo.contains(&o) || func.ops[o].results.iter().all(|r| map.contains_key(r)) {
+            return;
+        }
+        for &a in &func.ops[o].args {
+            if let ValueDef::Result(x, _) = func.values[a].def {
+                copy_static(func, x, map, todo);
+            }
+        }
+        todo.push(o);
+    }
     for &p in ops {
         let d = &func.ops[func.body[p]];
         let mut args = Vec::with_capacity(d.args.len());
@@ -280,14 +335,19 @@ fn region_func(func: &Func, ops: &[usize], layout: &Layout) -> RegionFunc {
                 continue;
             }
             match func.values[a].def {
-                ValueDef::Result(o, _) if is_leaf(func, o) => {
-                    let od = &func.ops[o];
-                    let mut attrs = od.attrs.clone();
-                    if od.opcode == Opcode::Graph(graph::Op::Weight) {
-                        attrs.set("name", Attr::Str(format!("w{weights}")));
-                        weights += 1;
+                ValueDef::Result(o, _) if layout.statics[pos_of[o]] => {
+                    let mut todo = Vec::new();
+                    copy_static(func, o, &map, &mut todo);
+                    for o in todo {
+                        let od = &func.ops[o];
+                        let mut attrs = od.attrs.clone();
+                        if od.opcode == Opcode::Graph(graph::Op::Weight) {
+                            attrs.set("name", Attr::Str(format!("w{weights}")));
+                            weights += 1;
+                        }
+                        let oargs = od.args.iter().map(|x| map[x]).collect();
+                        copy(&mut f, &mut positions, &mut map, pos_of[o], oargs, attrs);
                     }
-                    copy(&mut f, &mut positions, &mut map, pos_of[o], vec![], attrs);
                 }
                 _ => {
                     let i = f.params.len() as u32;
@@ -460,22 +520,8 @@ pub fn optimize_regions(
     for (i, &p) in func.params.iter().enumerate() {
         gval[p] = Some(GVal::Param(i));
     }
-    let mut leaf_node: BTreeMap<usize, usize> = BTreeMap::new();
-    let mut leaf = |nodes: &mut Vec<GNode>, p: usize| -> usize {
-        *leaf_node.entry(p).or_insert_with(|| {
-            let d = &func.ops[func.body[p]];
-            nodes.push(GNode {
-                opcode: d.opcode,
-                attrs: d.attrs.clone(),
-                types: d.results.iter().map(|&v| func.ty(v).clone()).collect(),
-                args: vec![],
-                loc: d.loc.clone(),
-                first: Some(p),
-                kept: Some(p),
-            });
-            nodes.len() - 1
-        })
-    };
+    // Static ops kept as they are: one op for all the regions that copied them.
+    let mut shared: BTreeMap<usize, usize> = BTreeMap::new();
     for (rf, t) in &parts {
         let tpl = &templates[*t];
         let real: Vec<Loc> = rf
@@ -491,7 +537,7 @@ pub fn optimize_regions(
             let d = &tpl.func.ops[op];
             let kept = origin.kept.map(|k| rf.positions[k]);
             let idx = match kept {
-                Some(p) if is_leaf(func, func.body[p]) => leaf(&mut nodes, p),
+                Some(p) if layout.statics[p] && shared.contains_key(&p) => shared[&p],
                 _ => {
                     let args = d
                         .args
@@ -516,6 +562,9 @@ pub fn optimize_regions(
                         first: origin.class.iter().map(|&k| rf.positions[k]).min(),
                         kept,
                     });
+                    if let Some(p) = kept.filter(|&p| layout.statics[p]) {
+                        shared.insert(p, nodes.len() - 1);
+                    }
                     nodes.len() - 1
                 }
             };
@@ -529,14 +578,12 @@ pub fn optimize_regions(
     }
     let mut rets = Vec::with_capacity(func.rets.len());
     for &v in &func.rets {
-        let g = match (gval[v], func.values[v].def) {
-            (Some(g), _) => g,
-            (None, ValueDef::Result(o, i)) => {
-                GVal::Node(leaf(&mut nodes, layout.pos_of[o]), i as usize)
-            }
-            (None, ValueDef::Param(i)) => GVal::Param(i as usize),
-        };
-        rets.push(g);
+        match (gval[v], func.values[v].def) {
+            (Some(g), _) => rets.push(g),
+            (None, ValueDef::Param(i)) => rets.push(GVal::Param(i as usize)),
+            // A returned weight or constant: rare enough to optimize whole.
+            (None, ValueDef::Result(..)) => return whole(func),
+        }
     }
 
     let (out, new_ops, kept) = stitch(func, nodes, &rets);

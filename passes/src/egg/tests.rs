@@ -798,6 +798,40 @@ fn regions_share_what_the_whole_function_shares() {
     );
 }
 
+/// [`w8a8_stack`] with every weight's dequantize hoisted to the top of the function, as
+/// ONNX importers write weight-only quantized models: the dequantized weights are live
+/// across every block, and are copied into the regions that read them.
+fn hoisted_stack(n: usize) -> String {
+    let src = w8a8_stack(n);
+    let (mut head, mut rest) = (Vec::new(), Vec::new());
+    for l in src.lines() {
+        let hoist = l.contains("graph.weight")
+            || l.contains("graph.constant")
+            || (l.contains("%dw") && l.contains("lowbit.dequantize"));
+        if hoist {
+            head.push(l);
+        } else {
+            rest.push(l);
+        }
+    }
+    let mut out = vec![rest[0]];
+    out.extend(head);
+    out.extend(&rest[1..]);
+    out.join("\n")
+}
+
+#[test]
+fn hoisted_weight_dequantizes_are_copied_into_each_block() {
+    let mut set = rules::qdq::rules();
+    set.extend(rules::algebra::rules());
+    let (count, f) = regions_agree(&hoisted_stack(6), &set, true);
+    assert_eq!((count.regions, count.saturated, count.reused), (12, 2, 10));
+    let out = show(&f);
+    assert_eq!(out.matches("lowbit.qmatmul").count(), 12, "{out}");
+    // One transposed weight per linear, not one per region that copied the dequantize.
+    assert_eq!(out.matches("graph.transpose").count(), 12, "{out}");
+}
+
 #[test]
 fn values_a_rule_looks_through_are_never_cut() {
     use crate::egg::regions::{segment, Reach};

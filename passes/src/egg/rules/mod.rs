@@ -81,7 +81,10 @@ pub struct Rule {
     /// The opcodes the applier looks for among the nodes of its operands' classes (what a
     /// pattern would name below its root: `dequantize` for `matmul-dequantize`). Read by
     /// [`crate::egg::regions`] to find values no rule can look through; a rule that reads
-    /// an operand's nodes must list their opcodes here.
+    /// an operand's nodes must list their opcodes here, and may add nodes to its matched
+    /// class only after finding such a node (otherwise it may only return an operand's
+    /// class, as identities do). Region-wise saturation equals whole-function saturation
+    /// under that contract.
     pub inspects: &'static [Opcode],
     /// The opcodes of the nodes the applier may add to the e-graph.
     pub builds: &'static [Opcode],
