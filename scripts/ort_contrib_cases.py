@@ -37,6 +37,10 @@ NP_TO_ONNX = {
 }
 
 
+# An output spelled "name:int32" (or :int8, :uint8) has that type; the others are float.
+OUT_TYPES = {"int32": TensorProto.INT32, "int8": TensorProto.INT8, "uint8": TensorProto.UINT8}
+
+
 def case(out, name, op, inputs, outputs, consts=None, domain="com.microsoft", opset=17, **attrs):
     """One node `op` on run-time `inputs` (name -> array; None for an omitted optional
     input) and initializers `consts`; `outputs` lists output names ('' for unnamed)."""
@@ -55,9 +59,8 @@ def case(out, name, op, inputs, outputs, consts=None, domain="com.microsoft", op
         for k, v in rng_inputs.items()
     ]
     inits = [onnx.numpy_helper.from_array(v, k) for k, v in consts.items()]
-    # An output spelled "name:int32" has that type; the others are float.
     outs = [
-        helper.make_tensor_value_info(o.split(":")[0], TensorProto.INT32 if o.endswith(":int32") else F, None)
+        helper.make_tensor_value_info(o.split(":")[0], OUT_TYPES[o.split(":")[1]] if ":" in o else F, None)
         for o in outputs
         if o
     ]
@@ -272,6 +275,35 @@ def main():
           "pk": 3 * r(B, gkv, Pg, hd), "pv": r(B, gkv, Pg, hd), "seqlens_k": None, "total": None},
          ["y", "present_k", "present_v"], consts=pc, num_heads=gh, kv_num_heads=gkv,
          softcap=1.5, local_window_size=3, smooth_softmax=1)
+    # Quantized KV cache (int8 per-tensor and per-channel, int4 per-tensor and per-channel in
+    # bytes of two codes): a decode step of 1 token and a prompt continuation of S tokens
+    # after a past of Pg codes; the present caches are codes, compared exactly.
+    kq_scale = np.array([0.05], np.float32)
+    vq_scale = np.array([0.02], np.float32)
+    kc_scale = rng.uniform(0.02, 0.06, size=(gkv, 1, hd)).astype(np.float32)
+    vc_scale = rng.uniform(0.01, 0.03, size=(gkv, 1, hd)).astype(np.float32)
+    for bits, kind, ks, vs in ((8, "PER_TENSOR", kq_scale, vq_scale),
+                               (8, "PER_CHANNEL", kc_scale, vc_scale),
+                               (4, "PER_TENSOR", 6 * kq_scale, 6 * vq_scale),
+                               (4, "PER_CHANNEL", 6 * kc_scale, 6 * vc_scale)):
+        if bits == 8:
+            pk = rng.integers(-127, 128, size=(1, gkv, Pg, hd)).astype(np.int8)
+            pv = rng.integers(-127, 128, size=(1, gkv, Pg, hd)).astype(np.int8)
+            t = "int8"
+        else:
+            pk = rng.integers(0, 256, size=(1, gkv, Pg, hd // 2)).astype(np.uint8)
+            pv = rng.integers(0, 256, size=(1, gkv, Pg, hd // 2)).astype(np.uint8)
+            t = "uint8"
+        for steps in (1, S):
+            consts = {"seqlens_k": np.full((1,), Pg + steps - 1, dtype=np.int32),
+                      "total": np.array(Pg + steps, dtype=np.int32), "ks": ks, "vs": vs}
+            case(out, f"gqa_kv{bits}_{kind.lower()}_{steps}", "GroupQueryAttention",
+                 {"q": r(1, steps, gh * hd), "k": 2 * r(1, steps, gkv * hd),
+                  "v": r(1, steps, gkv * hd), "pk": pk, "pv": pv, "seqlens_k": None,
+                  "total": None, "cos": None, "sin": None, "pos": None, "bias": None,
+                  "sink": None, "ks": None, "vs": None},
+                 ["y", f"present_k:{t}", f"present_v:{t}"], consts=consts, num_heads=gh,
+                 kv_num_heads=gkv, k_quant_type=kind, v_quant_type=kind, kv_cache_bit_width=bits)
 
     external(out)
     refusals(out)
@@ -291,7 +323,7 @@ def refusals(out):
         "gqa_quantized_kv": (
             helper.make_node("GroupQueryAttention", ["x", "kv", "kv", "", "", "sl", "tot"], ["y"],
                              name="gqa", domain="com.microsoft", num_heads=2, kv_num_heads=2,
-                             k_quant_type="PER_CHANNEL"),
+                             k_quant_type="PER_CHANNEL", kv_cache_bit_width=8),
             [x, kv], [onnx.numpy_helper.from_array(np.array([3], np.int32), "sl"),
                       onnx.numpy_helper.from_array(np.array(4, np.int32), "tot")]),
         "mha_packed_qkv": (

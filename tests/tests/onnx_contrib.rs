@@ -168,6 +168,25 @@ fn group_query_attention_softcap_sink_window_match_onnxruntime() {
     ]);
 }
 
+/// GroupQueryAttention with a quantized KV cache (`k_quant_type`/`v_quant_type`
+/// PER_TENSOR and PER_CHANNEL, `kv_cache_bit_width` 8 and 4): the present caches are the
+/// past codes followed by the new keys/values quantized with the given scales (int8, or
+/// 4-bit codes offset by 8, two per byte), equal to ONNX Runtime's codes; the attention
+/// reads the dequantized cache. One decode step and a 4-token continuation each.
+#[test]
+fn group_query_attention_quantized_kv_cache_matches_onnxruntime() {
+    check_all(&[
+        "gqa_kv8_per_tensor_1",
+        "gqa_kv8_per_tensor_4",
+        "gqa_kv8_per_channel_1",
+        "gqa_kv8_per_channel_4",
+        "gqa_kv4_per_tensor_1",
+        "gqa_kv4_per_tensor_4",
+        "gqa_kv4_per_channel_1",
+        "gqa_kv4_per_channel_4",
+    ]);
+}
+
 /// Every case the script writes is one the tests above check, and the other way round.
 #[test]
 fn every_case_is_checked() {
@@ -223,6 +242,14 @@ fn every_case_is_checked() {
         "gqa_smooth_softmax",
         "gqa_softcap_bias_window",
         "gqa_decode_softcap_window",
+        "gqa_kv8_per_tensor_1",
+        "gqa_kv8_per_tensor_4",
+        "gqa_kv8_per_channel_1",
+        "gqa_kv8_per_channel_4",
+        "gqa_kv4_per_tensor_1",
+        "gqa_kv4_per_tensor_4",
+        "gqa_kv4_per_channel_1",
+        "gqa_kv4_per_channel_4",
     ];
     let listed: BTreeSet<String> = listed.into_iter().map(String::from).collect();
     assert_eq!(
@@ -254,7 +281,7 @@ fn unsupported_attribute_values_name_op_domain_opset_node_and_attribute() {
     );
     refused(
         &cases().join("refuse_gqa_quantized_kv/model.onnx"),
-        "unsupported op 'GroupQueryAttention' (domain 'com.microsoft', opset 1) at node 'gqa'; attribute 'k_quant_type' = 'PER_CHANNEL' (a quantized K cache) is not supported; use a float KV cache ('NONE')",
+        "unsupported op 'GroupQueryAttention' (domain 'com.microsoft', opset 1) at node 'gqa'; a quantized K cache with a float V cache (or the other way round) is not supported; quantize both or neither",
     );
     refused(
         &cases().join("refuse_mha_packed_qkv/model.onnx"),

@@ -24,10 +24,14 @@
 //!   `QAttention`'s integer input and weight become `lowbit.dequantize` (exact per value).
 //! - GroupQueryAttention's `local_window_size` becomes one more constant additive mask;
 //!   `softcap`, `head_sink` and `smooth_softmax` (which `attn.sdpa` cannot express) make
-//!   that attention decomposed `graph` ops ([`multi_head_with`]).
+//!   that attention decomposed `graph` ops ([`multi_head_with`]). Its quantized KV cache
+//!   (`k_quant_type`/`v_quant_type` PER_TENSOR or PER_CHANNEL, `kv_cache_bit_width` 8 or 4)
+//!   stays codes: `lowbit.quantize` of the new keys/values (4-bit ones `lowbit.pack`ed two
+//!   per byte, offset by 8) concatenated after the past codes, and the attention reads the
+//!   `lowbit.dequantize`d cache ([`quantized_cache`]).
 //!
 //! Attribute values and input forms that are not mapped (rotary inside `Attention`, shared
-//! past/present buffers, packed QKV in `MultiHeadAttention`, GQA's quantized KV cache ...) are [`OnnxError::Unsupported`] errors naming
+//! past/present buffers, packed QKV in `MultiHeadAttention` ...) are [`OnnxError::Unsupported`] errors naming
 //! the attribute or input.
 
 use lowbit_dialects::interp::Tensor;
@@ -1080,17 +1084,7 @@ fn group_query_attention(im: &mut Importer, n: &N<'_>) -> OnnxResult<Vec<Val>> {
             "num_heads {heads} must be a positive multiple of kv_num_heads {kv_heads}"
         )));
     }
-    for (name, nearest) in [("k_quant_type", "K"), ("v_quant_type", "V")] {
-        if let Some(q) = n.string(name).filter(|q| q != "NONE") {
-            return Err(refuse(
-                im,
-                n,
-                &format!(
-                    "attribute '{name}' = '{q}' (a quantized {nearest} cache) is not supported; use a float KV cache ('NONE')"
-                ),
-            ));
-        }
-    }
+    let kv_quant = kv_cache_quant(im, n)?;
     int_attr_is(im, n, "qk_output", 0, "leave output_qk unnamed (0)")?;
     let causal = n.int("causal", 1) != 0;
     let window = match n.int("local_window_size", -1) {
@@ -1123,8 +1117,6 @@ fn group_query_attention(im: &mut Importer, n: &N<'_>) -> OnnxResult<Vec<Val>> {
         0,
         "use a full-length KV cache (0)",
     )?;
-    no_input(im, n, 12, "k_scale", "use a float KV cache")?;
-    no_input(im, n, 13, "v_scale", "use a float KV cache")?;
     no_input(im, n, 16, "query_seqlens", "pass unpadded query chunks")?;
     let q = n.req(im, 0)?;
     let qt = ty(im, &q);
@@ -1156,7 +1148,7 @@ fn group_query_attention(im: &mut Importer, n: &N<'_>) -> OnnxResult<Vec<Val>> {
         }
         _ => return Err(n.err("needs both key and value, or neither (packed QKV)")),
     };
-    let past = match (n.input(im, 3)?, n.input(im, 4)?) {
+    let mut past = match (n.input(im, 3)?, n.input(im, 4)?) {
         (Some(pk), Some(pv)) => Some((pk, pv)),
         (None, None) => None,
         _ => return Err(n.err("needs both past_key and past_value, or neither")),
@@ -1241,7 +1233,24 @@ fn group_query_attention(im: &mut Importer, n: &N<'_>) -> OnnxResult<Vec<Val>> {
     if let Some(ab) = n.input(im, 10)? {
         mask = Some(add_mask(im, n, mask, ab)?);
     }
-    let _ = &mut v;
+    // A quantized cache: the past codes and the new keys/values quantized with the given
+    // scales make the present codes; the attention reads their dequantized values.
+    let mut present_codes = None;
+    if let Some((kq, vq, bits)) = kv_quant {
+        let (Some(ks), Some(vs)) = (n.input(im, 12)?, n.input(im, 13)?) else {
+            return Err(n.err("a quantized KV cache needs the k_scale and v_scale inputs"));
+        };
+        let (pk, pv) = match past.take() {
+            Some((pk, pv)) => (Some(pk), Some(pv)),
+            None => (None, None),
+        };
+        let kh = to_heads(im, n, k, kv_heads)?;
+        let vh = to_heads(im, n, v, kv_heads)?;
+        let (kc, kf) = quantized_cache(im, n, kh, pk, ks, kq, bits)?;
+        let (vc, vf) = quantized_cache(im, n, vh, pv, vs, vq, bits)?;
+        present_codes = Some((kc, vc));
+        (k, v) = (kf, vf);
+    }
     let sink = match n.input(im, 11)? {
         Some(sink) => Some(sink),
         None if smooth => Some(konst(Tensor::new(
@@ -1271,10 +1280,168 @@ fn group_query_attention(im: &mut Importer, n: &N<'_>) -> OnnxResult<Vec<Val>> {
         },
         &extras,
     )?;
+    let (pk, pv) = present_codes.unwrap_or((pk, pv));
     outputs(
         im,
         n,
         vec![Some(out), Some(pk), Some(pv), None],
         &["output", "present_key", "present_value", "output_qk"],
     )
+}
+
+/// How a GroupQueryAttention KV cache is quantized (`k_quant_type`, `v_quant_type`).
+#[derive(Clone, Copy, PartialEq)]
+enum KvQuant {
+    PerTensor,
+    PerChannel,
+}
+
+/// The KV cache's quantization: `None` for a float cache, else the K and V granularities
+/// and `kv_cache_bit_width` (8: `int8` codes; 4: `uint8` bytes of two codes each).
+fn kv_cache_quant(im: &Importer, n: &N<'_>) -> OnnxResult<Option<(KvQuant, KvQuant, i64)>> {
+    let kind = |name: &str| -> OnnxResult<Option<KvQuant>> {
+        match n.string(name).as_deref() {
+            None | Some("NONE") => Ok(None),
+            Some("PER_TENSOR") => Ok(Some(KvQuant::PerTensor)),
+            Some("PER_CHANNEL") => Ok(Some(KvQuant::PerChannel)),
+            Some(other) => Err(refuse(
+                im,
+                n,
+                &format!(
+                    "attribute '{name}' = '{other}' is not supported; use 'NONE', 'PER_TENSOR' or 'PER_CHANNEL'"
+                ),
+            )),
+        }
+    };
+    match (kind("k_quant_type")?, kind("v_quant_type")?) {
+        (None, None) => Ok(None),
+        (Some(k), Some(v)) => match n.int("kv_cache_bit_width", 8) {
+            bits @ (4 | 8) => Ok(Some((k, v, bits))),
+            other => Err(n.err(format!("kv_cache_bit_width {other} must be 4 or 8"))),
+        },
+        _ => Err(refuse(
+            im,
+            n,
+            "a quantized K cache with a float V cache (or the other way round) is not supported; quantize both or neither",
+        )),
+    }
+}
+
+/// One quantized cache tensor: `new [B, Hkv, S, d]` quantized with `scale` (symmetric:
+/// `clamp(round_half_even(x / scale), -2^(bits-1), 2^(bits-1) - 1)`; 4-bit codes are
+/// stored offset by 8, two per byte, the even element in the low nibble — ONNX Runtime's
+/// layout) after the `past` codes `[B, Hkv, P, d]` (or `[B, Hkv, P, d/2]` bytes). Returns
+/// the present codes and their dequantized values. Per-tensor scales have one element;
+/// per-channel ones `Hkv · d` (`[Hkv, 1, d]`), one per head and channel.
+fn quantized_cache(
+    im: &mut Importer,
+    n: &N<'_>,
+    new: Val,
+    past: Option<Val>,
+    scale: Val,
+    kind: KvQuant,
+    bits: i64,
+) -> OnnxResult<(Val, Val)> {
+    let nt = ty(im, &new);
+    let (b, h, s, d) = (nt.shape[0], nt.shape[1], nt.shape[2], nt.shape[3]);
+    let p = match &past {
+        Some(pc) => ty(im, pc).shape[2],
+        None => 0,
+    };
+    let t = p + s;
+    let st = ty(im, &scale);
+    let scale = cast(im, n, scale, nt.elem)?;
+    // Per-channel: a per-block scale along the tokens, one block holding every token.
+    let (scale, scale_shape) = match kind {
+        KvQuant::PerTensor if st.num_elements() == 1 => (n.reshape(im, &scale, vec![])?, vec![]),
+        KvQuant::PerChannel if st.num_elements() as i64 == h * d => {
+            let sc = n.reshape(im, &scale, vec![1, h, 1, d])?;
+            let zeros = konst(Tensor::new(
+                TensorType::new(vec![b, h, 1, d], nt.elem),
+                vec![0.0; (b * h * d) as usize],
+            ));
+            (add(im, n, zeros, sc)?, vec![b, h, 1, d])
+        }
+        _ => {
+            return Err(n.err(format!(
+                "KV cache scale {st} does not fit the quantization ({} elements expected)",
+                if kind == KvQuant::PerTensor { 1 } else { h * d }
+            )))
+        }
+    };
+    let block = |len: i64| -> Attrs {
+        if scale_shape.is_empty() {
+            Attrs::new()
+        } else {
+            Attrs::new()
+                .with("axis", Attr::Int(2))
+                .with("block_size", Attr::Int(len))
+        }
+    };
+    let code_elem = if bits == 8 { Elem::I8 } else { Elem::UI4 };
+    let mut qargs = vec![new, scale.clone()];
+    let zp = (bits == 4).then(|| {
+        let count = scale_shape.iter().product::<i64>().max(1) as usize;
+        konst(Tensor::new(
+            TensorType::new(scale_shape.clone(), Elem::UI4),
+            vec![8.0; count],
+        ))
+    });
+    qargs.extend(zp.clone());
+    let codes = n
+        .emit(
+            im,
+            lb(lowbit::Op::Quantize),
+            &qargs,
+            block(s),
+            Some(vec![TensorType::new(vec![b, h, s, d], code_elem)]),
+        )?
+        .remove(0);
+    let stored = if bits == 8 {
+        codes
+    } else {
+        if d % 2 != 0 {
+            return Err(n.err(format!("a 4-bit KV cache needs an even head size, not {d}")));
+        }
+        n.emit(
+            im,
+            lb(lowbit::Op::Pack),
+            &[codes],
+            Attrs::new(),
+            Some(vec![TensorType::new(vec![b, h, s, d / 2], Elem::UI8)]),
+        )?
+        .remove(0)
+    };
+    let present = match past {
+        Some(pc) => concat(im, n, &[pc, stored], 2)?,
+        None => stored,
+    };
+    let all_codes = if bits == 8 {
+        present.clone()
+    } else {
+        n.emit(
+            im,
+            lb(lowbit::Op::Unpack),
+            &[present.clone()],
+            Attrs::new(),
+            Some(vec![TensorType::new(vec![b, h, t, d], Elem::UI4)]),
+        )?
+        .remove(0)
+    };
+    let mut dargs = vec![all_codes, scale];
+    dargs.extend(zp);
+    let values = n
+        .emit(
+            im,
+            lb(lowbit::Op::Dequantize),
+            &dargs,
+            block(t),
+            Some(vec![TensorType::new(vec![b, h, t, d], nt.elem)]),
+        )?
+        .remove(0);
+    Ok((present, values))
+}
+
+fn lb(op: lowbit::Op) -> Opcode {
+    Opcode::Lowbit(op)
 }
