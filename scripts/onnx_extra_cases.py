@@ -21,7 +21,9 @@ a numpy formula where the case is about a data layout or an old opset's meaning:
   opset11_squeeze_split Squeeze/Unsqueeze/Split-11 with axes/split attributes;
   opset12_dequantize    DequantizeLinear-10 per tensor and QuantizeLinear-10 to uint8.
 
-and OUT_DIR/refused/opset9.onnx, an opset-9 model (below the importer's floor).
+and OUT_DIR/refused/opset9.onnx, an opset-9 model (below the importer's floor), and
+OUT_DIR/refused/opset10_clip_inputs.onnx, a Clip with bound inputs at opset 10 (Clip-6 takes
+attributes).
 Exits with status 3 and a message naming scripts/setup.sh when a package is missing.
 """
 
@@ -224,7 +226,17 @@ def main():
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 9)])
     m.ir_version = 4
     onnx.save(m, os.path.join(d, "opset9.onnx"))
-    print(f"wrote {len(os.listdir(out)) - 1} cases and refused/opset9.onnx to {out}")
+    # Clip-6 takes min/max as attributes: a Clip node with bound inputs in an opset-10 model.
+    node = helper.make_node("Clip", ["x", "lo", "hi"], ["y"], name="clip_inputs")
+    inits = [
+        numpy_helper.from_array(np.array(-1.0, np.float32), "lo"),
+        numpy_helper.from_array(np.array(1.0, np.float32), "hi"),
+    ]
+    g = helper.make_graph([node], "g", [vi("x", F, [2, 3])], [vi("y", F, [2, 3])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 10)])
+    m.ir_version = 5
+    onnx.save(m, os.path.join(d, "opset10_clip_inputs.onnx"))
+    print(f"wrote {len(os.listdir(out)) - 1} cases and 2 refused models to {out}")
 
 
 if __name__ == "__main__":

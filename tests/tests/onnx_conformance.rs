@@ -300,7 +300,8 @@ fn onnx_node_cases_match_the_reference_outputs() {
 /// in `raw_data` and `int32_data`, blocked and per-axis int4 quantization, and opset 10–12
 /// forms: Softmax-11 coerced to 2-D, Clip-6, ReduceSum/Squeeze/Unsqueeze/Split-11 with
 /// attributes, Q/DQ-10) match ReferenceEvaluator / ONNX Runtime; an opset-9 model is
-/// refused with a message naming the supported opsets.
+/// refused with a message naming the supported opsets, and a Clip with bound inputs at
+/// opset 10 with one naming the node, the opset and the form Clip-6 takes.
 #[test]
 fn int4_and_old_opset_cases_match_the_reference_outputs() {
     let tmp = tempfile::tempdir().expect("a temporary directory");
@@ -351,5 +352,11 @@ fn int4_and_old_opset_cases_match_the_reference_outputs() {
             "'{}' uses opset 9 of the default domain; the importer supports opset 10 and later (convert it with onnx.version_converter)",
             refused.display()
         )
+    );
+    let refused = tmp.path().join("refused/opset10_clip_inputs.onnx");
+    let err = import_model(&refused, &options).expect_err("Clip-6 has no bound inputs");
+    assert_eq!(
+        err.to_string(),
+        "node 'clip_inputs' (Clip): has 3 inputs; at opset 10 Clip takes min and max as attributes"
     );
 }
