@@ -7,9 +7,9 @@
 //!   integer storage type the dialect has, `float8e4m3fn`, `float8e5m2` and `float4e2m1`;
 //!   `output_dtype`; `saturate = 1`. A float zero point that is not a constant zero (per
 //!   tensor or per axis) is applied with graph ops as ONNX's formulas say: `x / scale + zp`
-//!   before the quantize, `(x - zp) · scale` in f32 instead of the dequantize. `QuantizeLinear` divides `x / y_scale` with a
-//!   `graph.div` in ONNX's `precision` (by default the scale's type), the scale broadcast
-//!   per axis or per block, and quantizes the quotient by a unit scale: the value rounded
+//!   before the quantize, `(x - zp) · scale` in f32 instead of the dequantize.
+//!   `QuantizeLinear` divides `x / y_scale` with a `graph.div` in ONNX's `precision` (by
+//!   default the scale's type), the scale broadcast per axis or per block, and quantizes the quotient by a unit scale: the value rounded
 //!   to an integer is the one ONNX Runtime rounds, ties included (QDQ graphs produce many
 //!   exact ties). A `DequantizeLinear` of an initializer keeps the initializer integer in
 //!   the weight store (it is materialized, not folded); other all-constant nodes fold at
