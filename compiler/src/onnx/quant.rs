@@ -2,18 +2,18 @@
 //! dialect.
 //!
 //! - `QuantizeLinear` / `DequantizeLinear` (opsets 10–28) become `lowbit.quantize` /
-//!   `lowbit.dequantize`: per-tensor (a scalar or one-element scale), per-axis (a 1-D scale,
-//!   `axis`) and per-block (`axis` + `block_size`, the scale of the operand's rank); every
-//!   integer storage type the dialect has, `float8e4m3fn`, `float8e5m2` and `float4e2m1`;
-//!   `output_dtype`; `saturate = 1`. A float zero point that is not a constant zero (per
-//!   tensor or per axis) is applied with graph ops as ONNX's formulas say: `x / scale + zp`
-//!   before the quantize, `(x - zp) · scale` in f32 instead of the dequantize.
-//!   `QuantizeLinear` divides `x / y_scale` with a `graph.div` in ONNX's `precision` (by
-//!   default the scale's type), the scale broadcast per axis or per block, and quantizes the quotient by a unit scale: the value rounded
-//!   to an integer is the one ONNX Runtime rounds, ties included (QDQ graphs produce many
-//!   exact ties). A `DequantizeLinear` of an initializer keeps the initializer integer in
-//!   the weight store (it is materialized, not folded); other all-constant nodes fold at
-//!   import.
+//!   `lowbit.dequantize`: per-tensor (a scalar or one-element scale), per-axis (a 1-D
+//!   scale, `axis`) and per-block (`axis` + `block_size`, the scale of the operand's rank);
+//!   every integer storage type the dialect has, `float8e4m3fn`, `float8e5m2` and
+//!   `float4e2m1`; `output_dtype`; `saturate = 1`. A float zero point that is not a
+//!   constant zero (per tensor or per axis) is applied with graph ops as ONNX's formulas
+//!   say: `x / scale + zp` before the quantize, `(x - zp) · scale` in f32 instead of the
+//!   dequantize. `QuantizeLinear` divides `x / y_scale` with a `graph.div` in ONNX's
+//!   `precision` (by default the scale's type), the scale broadcast per axis or per block,
+//!   and quantizes the quotient by a unit scale: the value rounded to an integer is the one
+//!   ONNX Runtime rounds, ties included (QDQ graphs produce many exact ties). A
+//!   `DequantizeLinear` of an initializer keeps the initializer integer in the weight store
+//!   (it is materialized, not folded); other all-constant nodes fold at import.
 //! - `DynamicQuantizeLinear` is composed exactly from graph ops: `max(0, max x)` and
 //!   `-min(0, min x)` by `reduce max` and `relu`, the scale `(hi + lo) / 255` (1/255 when
 //!   both are 0, as ONNX says), the zero point `quantize(lo / scale)`, and
