@@ -209,6 +209,18 @@ pub fn saturate(
         }
     }
     let rewrites: Vec<_> = rules.iter().map(Rule::rewrite).collect();
+    saturate_with(loaded, rules, &rewrites, limits)
+}
+
+/// [`saturate`] with the rules' rewrites built already (`rewrites[i]` is
+/// `rules[i].rewrite()`; [`regions`] builds them once for all its regions). The rules
+/// must have been checked exact.
+pub(crate) fn saturate_with(
+    loaded: bridge::Loaded,
+    rules: &[Rule],
+    rewrites: &[egg::Rewrite<lang::Node, analysis::TypeAnalysis>],
+    limits: &Limits,
+) -> Result<(bridge::Loaded, Report), EggError> {
     let bridge::Loaded {
         egraph,
         roots,
@@ -222,7 +234,7 @@ pub fn saturate(
         .with_iter_limit(limits.iterations)
         .with_node_limit(limits.nodes)
         .with_time_limit(limits.time)
-        .run(&rewrites);
+        .run(rewrites);
     let stop = match &runner.stop_reason {
         Some(StopReason::Saturated) => Stop::Saturated,
         Some(StopReason::IterationLimit(_)) => Stop::IterationLimit,

@@ -100,7 +100,7 @@ use lowbit_dialects::{graph, Opcode};
 use super::bridge::{self, Origin};
 use super::lang::AttrKey;
 use super::rules::Rule;
-use super::{saturate, EggError, Limits, Optimized, Report, Stop};
+use super::{saturate_with, EggError, Limits, Optimized, Report, Stop};
 
 /// What a rule set can fire on, look at and build, by opcode.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -486,7 +486,17 @@ pub fn optimize_regions(
         }
     }
 
-    // Saturate each distinct region once.
+    // Saturate each distinct region once (refusing approximate rules first, as
+    // `saturate` does; the rewrites are built once for all regions).
+    for r in rules {
+        if !r.exactness.is_exact() {
+            return Err(EggError::NotExact {
+                name: r.name,
+                label: r.exactness,
+            });
+        }
+    }
+    let rewrites: Vec<_> = rules.iter().map(Rule::rewrite).collect();
     let mut templates: Vec<Template> = Vec::new();
     let mut by_sig: BTreeMap<Signature, usize> = BTreeMap::new();
     let mut parts: Vec<(RegionFunc, usize)> = Vec::new();
@@ -498,7 +508,7 @@ pub fn optimize_regions(
             Some(&t) => t,
             None => {
                 let loaded = bridge::load(&rf.func, false);
-                let (loaded, report) = saturate(loaded, rules, limits)?;
+                let (loaded, report) = saturate_with(loaded, rules, &rewrites, limits)?;
                 let ex = bridge::extract(&loaded, &rf.func);
                 templates.push(Template {
                     func: ex.func,
