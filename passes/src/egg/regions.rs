@@ -76,8 +76,16 @@
 //! share does not break a tie. And locations differ where the whole-function e-graph
 //! shares a term between regions (equal constants in every block): its extraction then
 //! fuses the locations of all the regions' copies into each user, while region-wise
-//! each new op names its own region's ops only. Tests compare both, byte for byte with
-//! locations, on block stacks; the fuse-qdq snapshot cases are single regions.
+//! each new op names its own region's ops only. A weight's dequantize copied into two
+//! regions of different structure may also come out rewritten in one and kept in the
+//! other (the whole-function extraction picks one form for both). Tests compare both,
+//! byte for byte with locations, on block stacks; the fuse-qdq snapshot cases are
+//! single regions.
+//!
+//! # Determinism
+//!
+//! Regions, signatures (a `BTreeMap`), templates and stitching follow program order and
+//! ordered maps only; each template is the bridge's deterministic extraction.
 //!
 //! # Signatures
 //!
