@@ -211,7 +211,9 @@ fn w8a8_smoothquant_per_token() {
 /// Weight-only int4, group 128, asymmetric round-to-nearest: lowbit equals the numpy
 /// emulation (the same codes), and the embeddings keep cosine ≥ 0.94 (measured
 /// 0.949–0.966). The target of 0.995 is not reached by any int4 g128 recipe tried
-/// (RTN, AWQ, clip search, GPTQ in numpy: 0.95–0.98); see the report.
+/// in numpy (`scripts/minilm_int4_experiment.py`, its docstring has the table: RTN, AWQ,
+/// clip search, online Hadamard rotations, GPTQ with act-order and up to 15k calibration
+/// tokens, sequential GPTQ; the best, GPTQ on Hadamard-rotated inputs, 0.985–0.987 min).
 #[test]
 fn w4_group128_rtn() {
     let fx = shared();
