@@ -442,7 +442,7 @@ func @f(%p: tensor<2x4xf32>) -> (tensor<2x4xf32>) {
             (0..8).map(|i| f64::from(i) - 3.25).collect(),
         );
         let run = |m: &lowbit_dialects::ir::Module| {
-            run_func(&m.funcs[0], &[x.clone()], &weights).unwrap()
+            run_func(&m.funcs[0], std::slice::from_ref(&x), &weights).unwrap()
         };
         assert_eq!(run(&before), run(&m));
     }

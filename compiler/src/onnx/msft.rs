@@ -1422,7 +1422,7 @@ fn quantized_cache(
         n.emit(
             im,
             lb(lowbit::Op::Unpack),
-            &[present.clone()],
+            std::slice::from_ref(&present),
             Attrs::new(),
             Some(vec![TensorType::new(vec![b, h, t, d], Elem::UI4)]),
         )?
