@@ -35,9 +35,16 @@
 //! `keep=1` every visible block is kept and the result equals dense attention exactly
 //! (`block_sparse_sdpa` over all visible blocks computes what `sdpa` computes).
 //!
-//! Not rewritten (counted): an sdpa with a `mask` operand (`block_sparse_sdpa` takes none;
-//! an element mask cannot be folded into a block mask exactly), and one whose `N` or `M`
-//! is not a multiple of `block` (`skipped-ragged`), or has a single key block.
+//! **Masked attention** (padding masks, attention biases): the element mask stays the
+//! `block_sparse_sdpa`'s `mask` operand, applied inside the kept blocks, and the estimate
+//! of step 2 becomes `scale · s` plus the block's largest mask value (a max-pool of the mask
+//! over each block of keys, and of queries when the mask has a query axis; an `i1`
+//! keep-mask counts as 0 or the lowest value): a block whose every key is masked ranks
+//! below every block with a visible key, so padding does not take the top-k budget.
+//!
+//! Not rewritten (counted): an sdpa whose mask does not broadcast as `[B|1, H|1, N|1, M]`
+//! (`skipped-masked`), and one whose `N` or `M` is not a multiple of `block`
+//! (`skipped-ragged`), or has a single key block.
 //!
 //! Counters: `sparsified`; `blocks` — visible blocks of the sparsified ops (summed over
 //! batch and heads); `topk-blocks` — the top-k budget `Σ K_i` over the same; `forced-blocks`
@@ -127,7 +134,7 @@ impl Pass for SparsifyAttention {
             if func.ops[op].opcode != Opcode::Attn(A::Sdpa) {
                 continue;
             }
-            if func.ops[op].args.len() > 3 {
+            if func.ops[op].args.len() > 3 && mask_shape(func, op).is_none() {
                 stats.bump("skipped-masked");
                 continue;
             }
@@ -216,6 +223,28 @@ struct Plan {
     visible: Vec<bool>,
     /// Forced blocks, `nq × nk` row-major.
     forced: Vec<bool>,
+    /// The element mask's shape as rank 4 `[B|1, H|1, N|1, M]`, when the sdpa has one.
+    mask: Option<[usize; 4]>,
+}
+
+/// The shape of `op`'s element mask as rank 4 (lower ranks gain leading unit dims) when it
+/// broadcasts to the scores `[B, H, N, M]` with a full key axis: `[B|1, H|1, N|1, M]`.
+/// `None` for other shapes (and when there is no mask).
+fn mask_shape(f: &Func, op: Op) -> Option<[usize; 4]> {
+    let d = &f.ops[op];
+    let mask = *d.args.get(3)?;
+    let (qt, kt) = (f.ty(d.args[0]), f.ty(d.args[1]));
+    let mt = f.ty(mask);
+    if mt.rank() > 4 || mt.rank() == 0 {
+        return None;
+    }
+    let mut shape = [1usize; 4];
+    for (i, &x) in mt.shape.iter().enumerate() {
+        shape[4 - mt.rank() + i] = usize::try_from(x).ok()?;
+    }
+    let full = [qt.shape[0], qt.shape[1], qt.shape[2], kt.shape[2]].map(|x| x as usize);
+    let ok = (0..3).all(|i| shape[i] == 1 || shape[i] == full[i]) && shape[3] == full[3];
+    ok.then_some(shape)
 }
 
 impl SparsifyAttention {
@@ -271,6 +300,7 @@ impl SparsifyAttention {
             top,
             visible,
             forced,
+            mask: mask_shape(f, op),
         })
     }
 }
@@ -335,6 +365,40 @@ impl Builder<'_> {
     }
 }
 
+/// The sdpa's element mask operand, if any.
+fn d_mask(f: &Func, op: Op) -> Option<Value> {
+    f.ops[op].args.get(3).copied()
+}
+
+/// The maximum over `axis` (dropped) of the element mask `m` as additive scores of type
+/// `e`: a float mask as it is; an `i1` keep-mask as 0 (kept) or the type's lowest value.
+fn pool_max(bl: &mut Builder<'_>, m: Value, axis: i64, shape: &[usize], e: Elem) -> Value {
+    if bl.f.ty(m).elem.is_float() {
+        let m = if bl.f.ty(m).elem == e {
+            m
+        } else {
+            bl.cast(m, e)
+        };
+        return bl.reduce(m, "max", axis, shape);
+    }
+    let keep = bl.cast(m, e);
+    let any = bl.reduce(keep, "max", axis, shape);
+    let one = bl.constant(&[], e, vec![1.0]);
+    let hidden = bl.binary(G::Sub, any, one, shape);
+    let big = bl.constant(&[], e, vec![lowest_of(e)]);
+    bl.binary(G::Mul, hidden, big, shape)
+}
+
+/// The magnitude of the lowest finite value of float type `e`.
+fn lowest_of(e: Elem) -> f64 {
+    match e {
+        Elem::F16 => 65504.0,
+        Elem::BF16 => 3.3895313892515355e38,
+        Elem::F64 => f64::MAX,
+        _ => f64::from(f32::MAX),
+    }
+}
+
 fn tensor(shape: &[usize], elem: Elem) -> TensorType {
     TensorType::new(shape.iter().map(|&d| d as i64).collect::<Vec<_>>(), elem)
 }
@@ -372,9 +436,25 @@ fn rewrite(f: &mut Func, op: Op, p: &Plan) -> Value {
         let s5 = bl.binary(G::MatMul, pq5, pkt5, &[b, g, r, nq, nk]);
         bl.reshape(s5, &[b, h, nq, nk])
     };
-    if p.scale <= 0.0 {
+    // With an element mask the estimate is the scaled score plus the block's largest mask
+    // value (its most visible key): a block every key of which is masked ranks last, a
+    // block with one visible key is estimated as if unmasked.
+    let mask = d_mask(bl.f, op);
+    if p.scale <= 0.0 || mask.is_some() {
         let c = bl.constant(&[], e, vec![p.scale]);
         s = bl.binary(G::Mul, s, c, &[b, h, nq, nk]);
+    }
+    if let (Some(m), Some([mb, mh, mn, _])) = (mask, p.mask) {
+        let blk = p.block;
+        let pooled = if mn == 1 {
+            let m5 = bl.reshape(m, &[mb, mh, 1, nk, blk]);
+            pool_max(&mut bl, m5, 4, &[mb, mh, 1, nk], e)
+        } else {
+            let m6 = bl.reshape(m, &[mb, mh, nq, blk, nk, blk]);
+            let m5 = pool_max(&mut bl, m6, 5, &[mb, mh, nq, blk, nk], e);
+            bl.reduce(m5, "max", 3, &[mb, mh, nq, nk])
+        };
+        s = bl.binary(G::Add, s, pooled, &[b, h, nq, nk]);
     }
     // 3. Rank within each row: rank_ij = Σ_l vis_il · [s_il > s_ij].
     let col = bl.reshape(s, &[b, h, nq, nk, 1]);
@@ -416,10 +496,12 @@ fn rewrite(f: &mut Func, op: Op, p: &Plan) -> Value {
         .with("causal", Attr::Bool(p.causal))
         .with("block_q", Attr::Int(p.block as i64))
         .with("block_k", Attr::Int(p.block as i64));
+    let mut args = vec![q, k, v, mask];
+    args.extend(d_mask(f, op));
     let sparse = f.insert_op_before(
         op,
         Opcode::Attn(A::BlockSparseSdpa),
-        vec![q, k, v, mask],
+        args,
         attrs,
         vec![out_ty],
         loc,
@@ -480,9 +562,49 @@ mod tests {
         }
     }
 
+    /// Masked attention (an `i1` keep-mask with a query axis, a float padding mask without
+    /// one, a rank-2 float bias) keeps its mask inside the kept blocks: with `keep=1` the
+    /// result equals dense attention exactly on random inputs.
     #[test]
-    fn masked_ragged_and_single_block_problems_are_left_alone() {
-        let masked = "func @f(%q: tensor<1x1x4x2xf64>, %m: tensor<1x1x4x4xi1>) -> tensor<1x1x4x2xf64> {\n  %o = attn.sdpa %q, %q, %q, %m {causal = false, scale = 0.5 : f32} : tensor<1x1x4x2xf64>\n  return %o\n}\n";
+    fn masked_attention_keeps_its_mask() {
+        for mask in ["1x1x4x4xi1", "1x1x1x4xf64", "4x4xf64", "1x2x4x4xf64"] {
+            let src = format!(
+                "func @f(%q: tensor<1x2x4x2xf64>, %m: tensor<{mask}>) -> tensor<1x2x4x2xf64> {{\n  %o = attn.sdpa %q, %q, %q, %m {{causal = false, scale = 0.5 : f32}} : tensor<1x2x4x2xf64>\n  return %o\n}}\n"
+            );
+            let (m, stats) = run("sparsify-attention{block=2 keep=1.0}", &src);
+            assert!(
+                stats.contains("sparsified=1 skipped-masked=0"),
+                "{mask}: {stats}"
+            );
+            assert!(body(&m).contains(", %arg1 {block_k = 2"), "{}", body(&m));
+            assert_eq!(max_rel_l1(&module(&src), &m, 0..3), 0.0, "{mask}");
+        }
+    }
+
+    /// A padding mask hides the last half of the keys: its blocks rank below every block
+    /// with a visible key, so `keep=0.5` keeps exactly the visible blocks (plus forced
+    /// diagonal ones, whose keys are all masked) and the result equals dense masked
+    /// attention. Ranking the raw pooled scores instead would keep masked blocks for some
+    /// rows and lose visible ones.
+    #[test]
+    fn padding_blocks_take_no_budget() {
+        let pad = (0..8)
+            .map(|j| if j < 4 { "0.0" } else { "-1.0e300" })
+            .collect::<Vec<_>>();
+        let src = format!(
+            "func @f(%q: tensor<1x2x8x4xf64>, %k: tensor<1x2x8x4xf64>, %v: tensor<1x2x8x4xf64>) -> tensor<1x2x8x4xf64> {{\n  %m = graph.constant {{value = dense<[[[[{}]]]]> : tensor<1x1x1x8xf64>}} : tensor<1x1x1x8xf64>\n  %o = attn.sdpa %q, %k, %v, %m {{causal = false, scale = 0.5 : f32}} : tensor<1x2x8x4xf64>\n  return %o\n}}\n",
+            pad.join(", ")
+        );
+        let (m, stats) = run("sparsify-attention{block=2 keep=0.5}", &src);
+        assert!(stats.contains("sparsified=1"), "{stats}");
+        let err = max_rel_l1(&module(&src), &m, 0..5);
+        assert!(err < 1e-15, "{err}");
+    }
+
+    #[test]
+    fn unmaskable_ragged_and_single_block_problems_are_left_alone() {
+        // A mask broadcasting over the keys has no per-key values to pool.
+        let masked = "func @f(%q: tensor<1x1x4x2xf64>, %m: tensor<4x1xf64>) -> tensor<1x1x4x2xf64> {\n  %o = attn.sdpa %q, %q, %q, %m {causal = false, scale = 0.5 : f32} : tensor<1x1x4x2xf64>\n  return %o\n}\n";
         let (m, stats) = run("sparsify-attention{block=2}", masked);
         assert_eq!(body(&m), body(&module(masked)));
         assert!(

@@ -69,6 +69,10 @@ pub fn infer(op: Op, cx: &InferCx<'_>) -> InferResult {
                 ));
             }
             block_mask(cx, &s)?;
+            if let Some(mask) = cx.operand("mask") {
+                float_or_i1("mask", mask)?;
+                check_broadcasts_to("mask", mask, &s.scores(), "[B, H, N, M]")?;
+            }
             Ok(vec![s.out()])
         }
         Op::SparseLinear => {

@@ -32,7 +32,8 @@ crate::dialect! {
     };
     /// Block-sparse attention: `block_mask [B|1, H|1, ceil(N/block_q), ceil(M/block_k)]` (`i1`)
     /// keeps whole blocks; softmax renormalizes over kept keys; a row with none gives 0.
-    BlockSparseSdpa "block_sparse_sdpa" (q, k, v, block_mask) -> (out) [Pure] {
+    /// The optional element `mask` acts as `sdpa`'s does, inside the kept blocks.
+    BlockSparseSdpa "block_sparse_sdpa" (q, k, v, block_mask, opt(mask)) -> (out) [Pure] {
         req scale: Float, req causal: Bool, req block_q: Int, req block_k: Int
     };
     /// Sparse-linear attention (SLA, TRAINED): `block_mask` (integer) marks blocks critical

@@ -321,12 +321,14 @@ fn block_sparse_sdpa(cx: &EvalCx<'_>) -> Result<Tensor, String> {
     let (q, k, v) = (cx.arg(0)?, cx.arg(1)?, cx.arg(2)?);
     let dims = Dims::of(q, k, v)?;
     let blocks = Blocks::new(cx, cx.arg(3)?, &dims)?;
+    let mask = Mask::new(cx.opt_arg(4), &dims)?;
     let (scale, causal) = (cx.float("scale")?, cx.bool("causal")?);
     let data = dims.per_head(|b, h, g| {
         let mut s = scores(q, k, &dims, b, h, g, scale);
+        mask.apply(&mut s, &dims, b, h, causal);
         for i in 0..dims.n {
             for j in 0..dims.m {
-                if (causal && dims.causal_hides(i, j)) || blocks.at(b, h, i, j) == 0.0 {
+                if blocks.at(b, h, i, j) == 0.0 {
                     s[i * dims.m + j] = f64::NEG_INFINITY;
                 }
             }

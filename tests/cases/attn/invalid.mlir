@@ -200,6 +200,14 @@ func @block_mask_shape(%arg0: tensor<1x2x4x4xf32>, %arg1: tensor<1x2x2x2xi1>) ->
 
 // -----
 
+// A block-sparse element mask broadcasts to the scores [B, H, N, M].
+func @block_sparse_mask_shape(%arg0: tensor<1x2x4x4xf32>, %arg1: tensor<1x2x2x2xi1>, %arg2: tensor<1x1x1x3xf32>) -> tensor<1x2x4x4xf32> {
+  %0 = attn.block_sparse_sdpa %arg0, %arg0, %arg0, %arg1, %arg2 {block_k = 2 : i64, block_q = 2 : i64, causal = false, scale = 0.5 : f32} : tensor<1x2x4x4xf32>
+  return %0
+}
+
+// -----
+
 // Block sizes are positive.
 func @block_size(%arg0: tensor<1x2x4x4xf32>, %arg1: tensor<1x2x2x2xi1>) -> tensor<1x2x4x4xf32> {
   %0 = attn.block_sparse_sdpa %arg0, %arg0, %arg0, %arg1 {block_k = -2 : i64, block_q = 2 : i64, causal = false, scale = 0.5 : f32} : tensor<1x2x4x4xf32>

@@ -35,12 +35,13 @@ func @granularities(%arg0: tensor<1x2x64x8xf16>, %arg1: tensor<1x1x64x8xf16>, %a
 
 // -----
 
-// Block-sparse attention: block masks broadcasting over batch and heads, and blocks that
-// do not divide the sequence lengths.
-func @block_sparse_sdpa(%arg0: tensor<1x2x4x4xf32>, %arg1: tensor<1x2x6x4xf32>, %arg2: tensor<1x2x6x4xf32>, %arg3: tensor<1x1x2x2xi1>, %arg4: tensor<1x2x2x6xi1>) -> (tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>) {
+// Block-sparse attention: block masks broadcasting over batch and heads, blocks that
+// do not divide the sequence lengths, and an element mask (a [B, 1, 1, M] padding mask).
+func @block_sparse_sdpa(%arg0: tensor<1x2x4x4xf32>, %arg1: tensor<1x2x6x4xf32>, %arg2: tensor<1x2x6x4xf32>, %arg3: tensor<1x1x2x2xi1>, %arg4: tensor<1x2x2x6xi1>, %arg5: tensor<1x1x1x6xf32>) -> (tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>) {
   %0 = attn.block_sparse_sdpa %arg0, %arg1, %arg2, %arg3 {block_k = 4 : i64, block_q = 2 : i64, causal = false, scale = 0.5 : f32} : tensor<1x2x4x4xf32>
   %1 = attn.block_sparse_sdpa %arg0, %arg1, %arg2, %arg4 {block_k = 1 : i64, block_q = 3 : i64, causal = true, scale = 0.5 : f32} : tensor<1x2x4x4xf32>
-  return %0, %1
+  %2 = attn.block_sparse_sdpa %arg0, %arg1, %arg2, %arg3, %arg5 {block_k = 4 : i64, block_q = 2 : i64, causal = false, scale = 0.5 : f32} : tensor<1x2x4x4xf32>
+  return %0, %1, %2
 }
 
 // -----

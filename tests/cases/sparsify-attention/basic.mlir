@@ -21,8 +21,9 @@ func @causal_gqa(%arg0: tensor<1x4x8x16xf32>, %arg1: tensor<1x2x8x16xf32>, %arg2
 
 // -----
 
-// Left alone: a mask operand; a sequence that is not a multiple of the block.
-func @skipped(%arg0: tensor<1x2x8x16xf32>, %arg1: tensor<1x1x1x8xf32>, %arg2: tensor<1x2x6x16xf32>) -> (tensor<1x2x8x16xf32>, tensor<1x2x6x16xf32>) {
+// Left alone: a mask that broadcasts over the keys (no per-key values to pool); a
+// sequence that is not a multiple of the block.
+func @skipped(%arg0: tensor<1x2x8x16xf32>, %arg1: tensor<1x1x8x1xf32>, %arg2: tensor<1x2x6x16xf32>) -> (tensor<1x2x8x16xf32>, tensor<1x2x6x16xf32>) {
   %0 = attn.sdpa %arg0, %arg0, %arg0, %arg1 {causal = false, scale = 0.25 : f32} : tensor<1x2x8x16xf32>
   %1 = attn.sdpa %arg2, %arg2, %arg2 {causal = false, scale = 0.25 : f32} : tensor<1x2x6x16xf32>
   return %0, %1
