@@ -550,8 +550,8 @@ fn integer_matmuls_match_onnxruntime() {
     check_exact("mixed");
 }
 
-/// The onnx package's DynamicQuantizeLinear and MatMulInteger cases (opset 11 / 10 models,
-/// below the importer's opset floor) converted to opset 13: exact.
+/// The onnx package's DynamicQuantizeLinear and MatMulInteger cases converted to opset 13:
+/// exact (the original opset 11 / 10 models run in the conformance test).
 #[test]
 fn dynamic_quantize_linear_and_matmul_integer_cases_at_opset_13() {
     for key in [
