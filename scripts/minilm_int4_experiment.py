@@ -89,7 +89,7 @@ Hadamard-rotated input (block-diagonal H128 or the full H384/H1536) with ~15k ca
 tokens, 0.985-0.987 min and 0.989 mean; 25k tokens do no better (a plateau, not a
 shortage of calibration data). The error is not one linear's: v, ffn-in and ffn-out
 each cost about 0.012-0.017 alone, attn-out 0.005, q and k 0.001, and the later layers more
-than the earlier. The Hadamard rotation helps RTN (+0.013 min) and GPTQ (+0.007) but
+than the earlier. The Hadamard rotation helps RTN (+0.013 min) and GPTQ (+0.007 min with 15k tokens) but
 hurts AWQ (it spreads the activation outliers AWQ's scales exploit). GPTQ overfits small
 calibration sets (219 tokens against 384/1536 input channels): calibrated on the test
 sentences it reaches 0.998, so int4 g128 codes good enough exist, but not ones found from
