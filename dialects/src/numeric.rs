@@ -124,13 +124,20 @@ pub fn round_to(v: f64, elem: Elem) -> f64 {
     }
 }
 
-/// Converts `v` as a cast does: like [`round_to`], except that float-to-integer conversion
-/// truncates toward zero (C and ONNX `Cast` semantics) before clamping.
+/// Converts `v` as a cast does (ONNX `Cast` with `saturate = 1`, its default): like
+/// [`round_to`], except that
+/// - float-to-integer conversion truncates toward zero (C and ONNX semantics) before
+///   clamping;
+/// - `f8E5M2` saturates infinities too (`±inf → ±57344`: the "Inf" row of the ONNX `Cast`
+///   table for float8 with `saturate`; `round_to` keeps them, as an `f8E5M2` buffer can);
+/// - `f4E2M1FN`, which has no NaN encoding, maps NaN to a zero with the NaN's sign flipped
+///   (what the ONNX reference, `ml_dtypes`' `float4_e2m1fn`, gives: NaN → `-0`).
 pub fn cast_to(v: f64, elem: Elem) -> f64 {
-    if elem.is_int() && elem != Elem::I1 {
-        round_to(v.trunc(), elem)
-    } else {
-        round_to(v, elem)
+    match elem {
+        Elem::F8E5M2 if v.is_infinite() => 57344f64.copysign(v),
+        Elem::F4E2M1FN if v.is_nan() => 0f64.copysign(-v),
+        _ if elem.is_int() && elem != Elem::I1 => round_to(v.trunc(), elem),
+        _ => round_to(v, elem),
     }
 }
 
@@ -171,6 +178,51 @@ mod tests {
             let got = round_to(x, Elem::F4E2M1FN);
             assert!(grid.contains(&got));
             assert_eq!(got, want, "e2m1({x})");
+        }
+    }
+
+    #[test]
+    fn onnx_cast_specials() {
+        // Expected values from the ONNX reference (onnx 1.23.2):
+        //   from onnx.reference.ops.op_cast import cast_to
+        //   cast_to(np.array([inf, -inf, 1e6, -1e6, 57344, 61439, 61440, nan], np.float32),
+        //           TensorProto.FLOAT8E5M2, True)
+        //   -> [57344, -57344, 57344, -57344, 57344, 57344, 57344, nan]
+        //   cast_to(np.array([nan, -nan, inf, -inf, 7, 5, -0.0], np.float32),
+        //           TensorProto.FLOAT4E2M1, True)
+        //   -> [-0, 0, 6, -6, 6, 4, -0] (bits 8 0 7 15 7 6 8)
+        let e5 = [
+            (f64::INFINITY, 57344.0),
+            (f64::NEG_INFINITY, -57344.0),
+            (1e6, 57344.0),
+            (-1e6, -57344.0),
+            (57344.0, 57344.0),
+            (61439.0, 57344.0),
+            (61440.0, 57344.0),
+        ];
+        for (x, want) in e5 {
+            assert_eq!(cast_to(x, Elem::F8E5M2), want, "e5m2({x})");
+        }
+        assert!(cast_to(f64::NAN, Elem::F8E5M2).is_nan());
+        // The storage rounding keeps an infinity (an f8E5M2 buffer can hold it).
+        assert_eq!(round_to(f64::INFINITY, Elem::F8E5M2), f64::INFINITY);
+        let e2 = [
+            (f64::NAN, -0.0),
+            (-f64::NAN, 0.0),
+            (f64::INFINITY, 6.0),
+            (f64::NEG_INFINITY, -6.0),
+            (7.0, 6.0),
+            (5.0, 4.0),
+            (-0.0, -0.0),
+        ];
+        for (x, want) in e2 {
+            let got = cast_to(x, Elem::F4E2M1FN);
+            assert_eq!(got, want, "e2m1({x})");
+            assert_eq!(
+                got.is_sign_negative(),
+                want.is_sign_negative(),
+                "sign of e2m1({x})"
+            );
         }
     }
 
