@@ -18,8 +18,9 @@
 //!   constant for a constant `k`, computed from a run-time `k` like the lengths above.
 //!
 //! Sliding windows (opset 25) are masks at the same offsets as the causal frontier; a short `attn_mask` is
-//! padded with hidden keys. `softcap` and the `qk_matmul_output` output are
-//! [`super::OnnxError::Unsupported`] errors that name them.
+//! padded with hidden keys. A `softcap` (`softcap · tanh(scores / softcap)` before the
+//! bias) or a named `qk_matmul_output` output makes the attention `graph` ops instead of
+//! `attn.sdpa` ([`decomposed`], modes 0–3 as the reference computes them).
 
 use lowbit_dialects::graph;
 use lowbit_dialects::interp::Tensor;
@@ -27,7 +28,8 @@ use lowbit_dialects::ir::{Attr, Attrs, Elem, TensorType};
 
 use super::import::{Importer, Val};
 use super::msft::{
-    add, cast, concat, multi_head, norm, outputs, past_len, refuse, rotary, ty, Heads,
+    add, cast, concat, from_heads, multi_head, norm, outputs, past_len, rotary, to_heads,
+    transpose, ty, Heads,
 };
 use super::ops::{g, konst, norm_axis, scalar, N};
 use super::OnnxResult;
@@ -231,13 +233,16 @@ fn additive(im: &mut Importer, n: &N<'_>, keep: Val, elem: Elem) -> OnnxResult<V
 
 /// `Attention` (opsets 23 and 24).
 pub(super) fn attention(im: &mut Importer, n: &N<'_>) -> OnnxResult<Vec<Val>> {
-    if n.attr("softcap").is_some_and(|a| a.f != 0.0) {
-        return Err(refuse(
-            im,
-            n,
-            "attribute 'softcap' other than 0 is not supported; the dialects' attention has no score soft-capping",
-        ));
+    let softcap = n.attr("softcap").map_or(0.0, |a| f64::from(a.f));
+    let qk_mode = n.int("qk_matmul_output_mode", 0);
+    let want_qk = n.node.output.get(3).is_some_and(|o| !o.is_empty());
+    if want_qk && !(0..=3).contains(&qk_mode) {
+        return Err(n.err(format!(
+            "qk_matmul_output_mode {qk_mode} is not one of 0, 1, 2, 3"
+        )));
     }
+    // A softcap or the scores output need the scores: graph ops instead of `attn.sdpa`.
+    let decompose = softcap > 0.0 || want_qk;
     let (q, k, v) = (n.req(im, 0)?, n.req(im, 1)?, n.req(im, 2)?);
     let (qt, kt) = (ty(im, &q), ty(im, &k));
     let elem = qt.elem;
@@ -293,7 +298,7 @@ pub(super) fn attention(im: &mut Importer, n: &N<'_>) -> OnnxResult<Vec<Val>> {
     let causal = n.int("is_causal", 0) != 0;
     let nonpad = n.input(im, 6)?;
     // The op's causal flag hides j > i + total - len_q; the reference's is j > i + past.
-    let causal_flag = causal && nonpad.is_none() && total - len_q == p_len;
+    let causal_flag = !decompose && causal && nonpad.is_none() && total - len_q == p_len;
     let (left, right) = (
         n.int("left_window_size", -1),
         n.int("right_window_size", -1),
@@ -365,6 +370,25 @@ pub(super) fn attention(im: &mut Importer, n: &N<'_>) -> OnnxResult<Vec<Val>> {
             Some(acc) => add(im, n, acc, m)?,
         });
     }
+    if decompose {
+        let (y, pk, pv, qk) = decomposed(
+            im,
+            n,
+            (q, k, v),
+            (heads, kv_heads),
+            past,
+            n.attr("scale").map(|a| f64::from(a.f)),
+            mask,
+            softcap,
+            qk_mode,
+        )?;
+        return outputs(
+            im,
+            n,
+            vec![Some(y), Some(pk), Some(pv), Some(qk)],
+            &["Y", "present_key", "present_value", "qk_matmul_output"],
+        );
+    }
     let (y, pk, pv) = multi_head(
         im,
         n,
@@ -386,4 +410,113 @@ pub(super) fn attention(im: &mut Importer, n: &N<'_>) -> OnnxResult<Vec<Val>> {
         vec![Some(y), Some(pk), Some(pv), None],
         &["Y", "present_key", "present_value", "qk_matmul_output"],
     )
+}
+
+/// `Attention` as `graph` ops, for a `softcap` or the `qk_matmul_output` output (the
+/// reference's order): `scores = (Q · Kᵀ) · scale`, GQA heads sharing their KV head
+/// (`H / Hkv` query heads stacked per KV head); `softcap · tanh(scores / softcap)`; plus the
+/// additive `bias`; softmax over the keys; rows whose bias is all `-inf` (no visible key)
+/// give zero probabilities, decided on the bias as the reference does. Returns `Y`, the
+/// present keys and values, and the scores output of `mode`: 0 and 1 the (soft-capped)
+/// scores (the reference gives mode 0 the soft-capped scores too), 2 with the bias, 3 the
+/// probabilities.
+#[allow(clippy::too_many_arguments)]
+fn decomposed(
+    im: &mut Importer,
+    n: &N<'_>,
+    (q, k, v): (Val, Val, Val),
+    (heads, kv_heads): (i64, i64),
+    past: Option<(Val, Val)>,
+    scale: Option<f64>,
+    bias: Option<Val>,
+    softcap: f64,
+    mode: i64,
+) -> OnnxResult<(Val, Val, Val, Val)> {
+    let three_d = ty(im, &q).rank() == 3;
+    let (q, mut k, mut v) = if three_d {
+        (
+            to_heads(im, n, q, heads)?,
+            to_heads(im, n, k, kv_heads)?,
+            to_heads(im, n, v, kv_heads)?,
+        )
+    } else {
+        (q, k, v)
+    };
+    if let Some((pk, pv)) = past {
+        k = concat(im, n, &[pk, k], 2)?;
+        v = concat(im, n, &[pv, v], 2)?;
+    }
+    let (qt, kt, vt) = (ty(im, &q), ty(im, &k), ty(im, &v));
+    let (b, s, d) = (qt.shape[0], qt.shape[2], qt.shape[3]);
+    let (t, dv) = (kt.shape[2], vt.shape[3]);
+    if kv_heads <= 0 || heads % kv_heads != 0 || kt.shape[1] != kv_heads {
+        return Err(n.err(format!(
+            "{heads} query heads do not group over {} key/value heads",
+            kt.shape[1]
+        )));
+    }
+    let e = qt.elem;
+    let groups = heads / kv_heads;
+    let scale = scale.unwrap_or(1.0 / (d as f64).sqrt());
+    let qg = n.reshape(im, &q, vec![b, kv_heads, groups * s, d])?;
+    let k_t = transpose(im, n, k.clone(), &[0, 1, 3, 2])?;
+    let scores = n.emit1(im, g(graph::Op::MatMul), &[qg, k_t], Attrs::new())?;
+    let scores = n.reshape(im, &scores, vec![b, heads, s, t])?;
+    let mut scores = n.emit1(
+        im,
+        g(graph::Op::Mul),
+        &[scores, scalar(scale, e)],
+        Attrs::new(),
+    )?;
+    if softcap > 0.0 {
+        let x = n.emit1(
+            im,
+            g(graph::Op::Div),
+            &[scores, scalar(softcap, e)],
+            Attrs::new(),
+        )?;
+        let x = n.emit1(im, g(graph::Op::Tanh), &[x], Attrs::new())?;
+        scores = n.emit1(
+            im,
+            g(graph::Op::Mul),
+            &[x, scalar(softcap, e)],
+            Attrs::new(),
+        )?;
+    }
+    let biased = match &bias {
+        Some(m) => add(im, n, scores.clone(), m.clone())?,
+        None => scores.clone(),
+    };
+    let softmax = Attrs::new().with("axis", Attr::Int(-1));
+    let mut probs = n.emit1(im, g(graph::Op::Softmax), &[biased.clone()], softmax)?;
+    if let Some(m) = bias {
+        // A row is visible iff max(bias) > -inf: 1 / (relu(-max) + 1) is 0 only for -inf
+        // (a finite max, at most the type's largest value, gives a non-zero quotient).
+        let reduce = Attrs::new()
+            .with("kind", Attr::Str("max".into()))
+            .with("axes", Attr::Ints(vec![-1]))
+            .with("keepdims", Attr::Bool(true));
+        let mx = n.emit1(im, g(graph::Op::Reduce), &[m], reduce)?;
+        let neg = n.emit1(im, g(graph::Op::Neg), &[mx], Attrs::new())?;
+        let r = n.emit1(im, g(graph::Op::Relu), &[neg], Attrs::new())?;
+        let r = add(im, n, r, scalar(1.0, e))?;
+        let inv = n.emit1(im, g(graph::Op::Div), &[scalar(1.0, e), r], Attrs::new())?;
+        let visible = cast(im, n, inv, Elem::I1)?;
+        probs = n.emit1(
+            im,
+            g(graph::Op::Select),
+            &[visible, probs, scalar(0.0, e)],
+            Attrs::new(),
+        )?;
+    }
+    let qk = match mode {
+        2 => biased,
+        3 => probs.clone(),
+        _ => scores,
+    };
+    let pg = n.reshape(im, &probs, vec![b, kv_heads, groups * s, t])?;
+    let o = n.emit1(im, g(graph::Op::MatMul), &[pg, v.clone()], Attrs::new())?;
+    let o = n.reshape(im, &o, vec![b, heads, s, dv])?;
+    let y = if three_d { from_heads(im, n, o)? } else { o };
+    Ok((y, k, v, qk))
 }
