@@ -19,9 +19,13 @@ a numpy formula where the case is about a data layout or an old opset's meaning:
   opset10_clip          Clip-6 with min/max attributes;
   opset11_reducesum     ReduceSum-11 with an axes attribute;
   opset11_squeeze_split Squeeze/Unsqueeze/Split-11 with axes/split attributes;
-  opset12_dequantize    DequantizeLinear-10 per tensor and QuantizeLinear-10 to uint8.
+  opset12_dequantize    DequantizeLinear-10 per tensor and QuantizeLinear-10 to uint8;
+  opset7_mixed          an opset-7 model (below MIN_OPSET; every op's form there is its
+                        opset-10 form): Add-7 broadcasting, Softmax-1 coerced to 2-D, Clip-6
+                        attributes, ReduceSum-1 axes attribute.
 
-and OUT_DIR/refused/opset9.onnx, an opset-9 model (below the importer's floor), and
+and OUT_DIR/refused/opset6_add.onnx, an opset-6 Add (Add-6 has the legacy `broadcast`
+attribute, another form than Add-7's), and
 OUT_DIR/refused/opset10_clip_inputs.onnx, a Clip with bound inputs at opset 10 (Clip-6 takes
 attributes).
 Exits with status 3 and a message naming scripts/setup.sh when a package is missing.
@@ -212,6 +216,19 @@ def old_opsets(out, rng):
     m = model(nodes, [vi("x", F, [2, 3, 4])], [vi("y", F, [2, 3, 4])], inits, opset=12)
     write(out, "opset12_dequantize", m, [x], runtime=True)
 
+    bias = rng.standard_normal(4).astype(np.float32)
+    nodes = [
+        helper.make_node("Add", ["x", "bias"], ["a"], name="add"),
+        helper.make_node("Softmax", ["a"], ["s"], name="sm"),
+        helper.make_node("Clip", ["s"], ["c"], name="clip", min=0.05, max=0.2),
+        helper.make_node("ReduceSum", ["c"], ["y"], name="rs", axes=[1], keepdims=0),
+    ]
+    inits = [numpy_helper.from_array(bias, "bias")]
+    m = model(nodes, [vi("x", F, [2, 3, 4])], [vi("y", F, [2, 4])], inits, opset=7)
+    (y,) = write(out, "opset7_mixed", m, [x], runtime=True)
+    want = np.clip(softmax_2d(x + bias, 1, False), 0.05, 0.2).sum(axis=1)
+    np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-6)
+
 
 def main():
     out = sys.argv[1]
@@ -221,11 +238,11 @@ def main():
     old_opsets(out, rng)
     d = os.path.join(out, "refused")
     os.makedirs(d, exist_ok=True)
-    node = helper.make_node("Softmax", ["x"], ["y"], name="sm")
+    node = helper.make_node("Add", ["x", "x"], ["y"], name="add6", broadcast=0)
     g = helper.make_graph([node], "g", [vi("x", F, [2, 3])], [vi("y", F, [2, 3])])
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 9)])
-    m.ir_version = 4
-    onnx.save(m, os.path.join(d, "opset9.onnx"))
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 6)])
+    m.ir_version = 3
+    onnx.save(m, os.path.join(d, "opset6_add.onnx"))
     # Clip-6 takes min/max as attributes: a Clip node with bound inputs in an opset-10 model.
     node = helper.make_node("Clip", ["x", "lo", "hi"], ["y"], name="clip_inputs")
     inits = [

@@ -323,7 +323,7 @@ fn int4_and_old_opset_cases_match_the_reference_outputs() {
         .filter(|p| p.join("model.onnx").exists())
         .collect();
     cases.sort();
-    assert_eq!(cases.len(), 14, "{cases:?}");
+    assert_eq!(cases.len(), 15, "{cases:?}");
     let failures: Vec<String> = cases
         .iter()
         .filter_map(|dir| {
@@ -344,12 +344,12 @@ fn int4_and_old_opset_cases_match_the_reference_outputs() {
     let w = &imported.weights["w"];
     assert_eq!(w.ty.to_string(), "tensor<3x5xi4>");
 
-    let refused = tmp.path().join("refused/opset9.onnx");
-    let err = import_model(&refused, &options).expect_err("opset 9 is refused");
+    let refused = tmp.path().join("refused/opset6_add.onnx");
+    let err = import_model(&refused, &options).expect_err("Add-6 is refused");
     assert_eq!(
         err.to_string(),
         format!(
-            "'{}' uses opset 9 of the default domain; the importer supports opset 10 and later (convert it with onnx.version_converter)",
+            "'{}' uses opset 6 of the default domain; node 'add6' cannot be imported: Add at opset 6 has another form than the one the importer maps (Add-7 and later); convert the model with onnx.version_converter to opset 10 or later",
             refused.display()
         )
     );

@@ -28,9 +28,41 @@ use super::{io_message, DimBindings, ImportOptions, OnnxError, OnnxResult};
 /// become weights.
 const INLINE_LIMIT: usize = 64;
 
-/// The oldest default-domain opset the importer maps. Ops whose meaning changed since are
-/// listed in [`super::ops::OLD_FORMS`] and imported in the form of the model's opset.
+/// The default-domain opset from which the importer maps every op's forms: ops whose
+/// meaning changed since are listed in [`super::ops::OLD_FORMS`] and imported in the form
+/// of the model's opset. An older model is imported when each of its nodes' schema at the
+/// model's opset has the form of its schema at `MIN_OPSET`
+/// ([`super::schema_floors::SCHEMA_FLOORS`]); other nodes are refused one by one.
 pub const MIN_OPSET: i64 = 10;
+
+/// Refuses a node of a model older than [`MIN_OPSET`] whose op, at the model's opset, has
+/// another form than at `MIN_OPSET` (or is not defined at `MIN_OPSET`).
+fn check_old_opset(shown: &str, g: &GraphProto, opset: i64) -> OnnxResult<()> {
+    use super::schema_floors::SCHEMA_FLOORS;
+    for node in g
+        .node
+        .iter()
+        .filter(|n| n.domain.is_empty() || n.domain == "ai.onnx")
+    {
+        let op = node.op_type.as_str();
+        let floor = SCHEMA_FLOORS
+            .binary_search_by(|&(o, _)| o.cmp(op))
+            .ok()
+            .map(|i| SCHEMA_FLOORS[i].1);
+        let why = match floor {
+            Some(f) if opset >= f => continue,
+            Some(f) => format!(
+                "{op} at opset {opset} has another form than the one the importer maps ({op}-{f} and later)"
+            ),
+            None => format!("{op} has no schema at opset {MIN_OPSET}"),
+        };
+        return Err(OnnxError::Model(format!(
+            "'{shown}' uses opset {opset} of the default domain; node '{}' cannot be imported: {why}; convert the model with onnx.version_converter to opset {MIN_OPSET} or later",
+            node.name
+        )));
+    }
+    Ok(())
+}
 
 /// An imported model.
 #[derive(Debug)]
@@ -237,10 +269,13 @@ pub fn import_bytes(
         .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
         .map(|o| o.version)
         .ok_or_else(|| malformed("it imports no opset of the default domain".to_string()))?;
-    if opset < MIN_OPSET {
-        return Err(OnnxError::Model(format!(
-            "'{shown}' uses opset {opset} of the default domain; the importer supports opset {MIN_OPSET} and later (convert it with onnx.version_converter)"
+    if opset < 1 {
+        return Err(malformed(format!(
+            "it imports opset {opset} of the default domain"
         )));
+    }
+    if opset < MIN_OPSET {
+        check_old_opset(shown, graph, opset)?;
     }
     let opsets = model
         .opset_import

@@ -18,6 +18,7 @@ mod msft;
 pub mod ops;
 pub mod proto;
 pub mod quant;
+pub mod schema_floors;
 pub mod tensor;
 mod transformer;
 
