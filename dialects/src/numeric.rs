@@ -141,6 +141,39 @@ pub fn cast_to(v: f64, elem: Elem) -> f64 {
     }
 }
 
+/// Converts `v` as ONNX `Cast` with `saturate = 0` does: for `f8E4M3FN` a value whose
+/// rounding (nearest, ties to even, unclamped) exceeds 448, or an infinity, is NaN; for
+/// `f8E5M2` it is `±inf`. Every other type converts as [`cast_to`] (`saturate` only
+/// concerns the float8 types).
+pub fn cast_to_unsaturated(v: f64, elem: Elem) -> f64 {
+    let Some(m) = minifloat(elem).filter(|_| matches!(elem, Elem::F8E4M3FN | Elem::F8E5M2)) else {
+        return cast_to(v, elem);
+    };
+    if v.is_nan() {
+        return v;
+    }
+    let over = if m.has_inf {
+        f64::INFINITY.copysign(v)
+    } else {
+        f64::NAN
+    };
+    let a = v.abs();
+    if a.is_infinite() {
+        return over;
+    }
+    if a == 0.0 {
+        return v;
+    }
+    let e = (((a.to_bits() >> 52) & 0x7ff) as i32 - 1023).max(m.emin);
+    let step = 2f64.powi(e - m.mbits);
+    let q = round_half_even(a / step) * step;
+    if q > m.max {
+        over
+    } else {
+        q.copysign(v)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,6 +257,40 @@ mod tests {
                 "sign of e2m1({x})"
             );
         }
+    }
+
+    #[test]
+    fn onnx_cast_unsaturated() {
+        // Expected values from the ONNX reference (onnx 1.23.2):
+        //   cast_to(np.array([inf, -inf, 1e6, -1e6, 57344, 61439, 61440, nan], np.float32),
+        //           TensorProto.FLOAT8E5M2, False)
+        //   -> [inf, -inf, inf, -inf, 57344, 57344, inf, nan]
+        //   cast_to(np.array([inf, -inf, 1e6, 448, 464, 465, -465, 0.3], np.float32),
+        //           TensorProto.FLOAT8E4M3FN, False)
+        //   -> [nan, nan, nan, 448, 448, nan, nan, 0.3125]
+        let inf = f64::INFINITY;
+        let e5 = [
+            (inf, inf),
+            (-inf, -inf),
+            (1e6, inf),
+            (-1e6, -inf),
+            (57344.0, 57344.0),
+            (61439.0, 57344.0),
+            (61440.0, inf),
+        ];
+        for (x, want) in e5 {
+            assert_eq!(cast_to_unsaturated(x, Elem::F8E5M2), want, "e5m2({x})");
+        }
+        assert!(cast_to_unsaturated(f64::NAN, Elem::F8E5M2).is_nan());
+        for x in [inf, -inf, 1e6, 465.0, -465.0] {
+            assert!(cast_to_unsaturated(x, Elem::F8E4M3FN).is_nan(), "e4m3({x})");
+        }
+        for (x, want) in [(448.0, 448.0), (464.0, 448.0), (0.3, 0.3125)] {
+            assert_eq!(cast_to_unsaturated(x, Elem::F8E4M3FN), want, "e4m3({x})");
+        }
+        // Other types ignore `saturate`.
+        assert_eq!(cast_to_unsaturated(-2.7, Elem::I8), -2.0);
+        assert_eq!(cast_to_unsaturated(7.0, Elem::F4E2M1FN), 6.0);
     }
 
     #[test]
