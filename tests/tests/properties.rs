@@ -544,6 +544,23 @@ fn binary(gen: &mut Gen, op: graph::Op, elems: &'static [Elem]) -> Option<()> {
     Some(())
 }
 
+/// A comparison: operands of any one element type, broadcast; an `i1` result.
+fn compare(gen: &mut Gen, op: graph::Op) -> Option<()> {
+    let x = gen.input_of(Elem::ALL, 0, 4);
+    let tx = gen.ty(x);
+    let r = gen.rng.gen_range(0..=4);
+    let s = gen.partner(&tx.shape, r);
+    let y = gen.value(TensorType::new(s.clone(), tx.elem));
+    let out = TensorType::new(bcast(&tx.shape, &s), Elem::I1);
+    let args = if gen.coin(0.5) {
+        vec![x, y]
+    } else {
+        vec![y, x]
+    };
+    gen.emit1(g(op), args, Attrs::new(), out);
+    Some(())
+}
+
 fn matmul(gen: &mut Gen) -> Option<()> {
     let lhs = gen.input_of(FLOATS, 1, 4);
     let t = gen.ty(lhs);
@@ -1345,6 +1362,13 @@ fn builders() -> Vec<(Opcode, Builder)> {
         bin!(Mul, NUMERIC),
         bin!(Div, NUMERIC),
         bin!(Pow, FLOATS),
+        bin!(Maximum, NUMERIC),
+        bin!(Minimum, NUMERIC),
+        (g(G::Equal), |gen| compare(gen, G::Equal)),
+        (g(G::Less), |gen| compare(gen, G::Less)),
+        (g(G::LessEqual), |gen| compare(gen, G::LessEqual)),
+        (g(G::Greater), |gen| compare(gen, G::Greater)),
+        (g(G::GreaterEqual), |gen| compare(gen, G::GreaterEqual)),
         un!(Neg, SIGNED),
         un!(Exp, FLOATS),
         un!(Log, FLOATS),

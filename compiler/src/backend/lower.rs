@@ -217,7 +217,18 @@ pub(crate) fn lower_op(cx: &OpCx<'_, '_, '_>) -> BackendResult<()> {
             G::Split => split(cx),
             G::Slice => slice(cx),
             G::Select => select(cx),
-            G::Gather | G::Cast | G::Rope | G::CausalMask | G::PaddingMask => Err(cx.unsupported()),
+            G::Gather
+            | G::Cast
+            | G::Rope
+            | G::CausalMask
+            | G::PaddingMask
+            | G::Maximum
+            | G::Minimum
+            | G::Equal
+            | G::Less
+            | G::LessEqual
+            | G::Greater
+            | G::GreaterEqual => Err(cx.unsupported()),
         },
         Opcode::Attn(op) => match op {
             attn::Op::Sdpa => lower_nn::attention(cx),

@@ -2,12 +2,15 @@
 //!
 //! Ops that compute on shapes and masks (`Shape`, `Range`, `ConstantOfShape`, `Equal`,
 //! comparisons, `Expand`/`Max`/`Min`/`Clip` of constants) are evaluated here when their
-//! inputs are constants; graph-op arms fold through [`Importer::emit`]. Forms the dialects
-//! lack on run-time tensors are emulated exactly where possible (`Expand` as an `add` of
-//! zeros, `Reciprocal` as a `div`, `And`/`Or`/`Not` as `select`, `GatherND` with constant
-//! indices as `reshape` + `gather`) or up to rounding (`Clip`/`Max`/`Min` against a
-//! constant through `relu`); `IsNaN` reads false only under `--assume-no-nan`. The rest
-//! are [`OnnxError::Unsupported`] with the nearest supported form.
+//! inputs are constants; graph-op arms fold through [`Importer::emit`]. Comparisons of
+//! run-time tensors are `graph` comparison ops, `Max`/`Min` of run-time tensors (variadic:
+//! a chain) `graph.maximum`/`graph.minimum`, as is `Clip` with a run-time bound. Forms the
+//! dialects lack on run-time tensors are emulated exactly where possible (`Expand` as an
+//! `add` of zeros, `Reciprocal` as a `div`, `And`/`Or`/`Not` as `select`, `Xor` as `select`
+//! of `equal`, `GatherND` with constant indices as `reshape` + `gather`) or up to rounding
+//! (`Clip` with constant bounds and `Max`/`Min` of a tensor and a constant, through
+//! `relu`, which the LLVM backend lowers); `IsNaN` reads false only under `--assume-no-nan`.
+//! The rest are [`OnnxError::Unsupported`] with the nearest supported form.
 //!
 //! Weight-only quantization as exporters write it, `Mul(Cast(q: int8), scale)`, and
 //! `DequantizeLinear` become `lowbit.dequantize` of the integer weight, so weights stay
@@ -272,9 +275,7 @@ fn hint(op_type: &str) -> &'static str {
         "IsNaN" => {
             "the dialects have no NaN test; pass --assume-no-nan to read IsNaN of run-time tensors as false"
         }
-        "IsInf" | "Equal" | "Less" | "Greater" | "LessOrEqual" | "GreaterOrEqual" | "Xor" => {
-            "comparisons are supported only on constants (shape and mask subgraphs, folded at import)"
-        }
+        "IsInf" => "IsInf is supported only on constants (folded at import)",
         "ConvInteger" | "QLinearConv" => {
             "the importer maps quantized matmuls (MatMulInteger, QLinearMatMul) and QDQ pairs"
         }
@@ -314,7 +315,21 @@ fn map_node(im: &mut Importer, n: &N<'_>) -> OnnxResult<Vec<Val>> {
         "Mul" => Some(G::Mul),
         "Div" => Some(G::Div),
         "Pow" => Some(G::Pow),
+        "Equal" => Some(G::Equal),
+        "Less" => Some(G::Less),
+        "LessOrEqual" => Some(G::LessEqual),
+        "Greater" => Some(G::Greater),
+        "GreaterOrEqual" => Some(G::GreaterEqual),
         _ => None,
+    };
+    // Comparisons of constants fold below (on any element type the importer reads).
+    let bin = match bin {
+        Some(G::Equal | G::Less | G::LessEqual | G::Greater | G::GreaterEqual)
+            if all_const(im, n)? =>
+        {
+            None
+        }
+        b => b,
     };
     if let Some(op) = bin {
         if op == G::Mul {
@@ -323,8 +338,9 @@ fn map_node(im: &mut Importer, n: &N<'_>) -> OnnxResult<Vec<Val>> {
             }
         }
         let (a, b) = (n.req(im, 0)?, n.req(im, 1)?);
+        // Pow's exponent may have another element type (the result has the base's).
         let b = match (&b, im.ty(&a).elem) {
-            (Val::Const(t, _), e) if t.ty.elem != e => {
+            (Val::Const(t, _), e) if t.ty.elem != e && op != G::Pow => {
                 konst(Tensor::new(t.ty.with_elem(e), t.data.clone()))
             }
             _ => b,
@@ -512,7 +528,25 @@ fn map_node(im: &mut Importer, n: &N<'_>) -> OnnxResult<Vec<Val>> {
             let ty = im.ty(&x).with_elem(Elem::I1);
             vec![konst(Tensor::zeros(ty))]
         }
-        "Max" | "Min" | "Clip" => vec![clip(im, n)?],
+        "Xor" => {
+            // xor(a, b) = select(equal(a, b), false, true), exact on i1.
+            let (a, b) = (n.req(im, 0)?, n.req(im, 1)?);
+            for v in [&a, &b] {
+                if im.ty(v).elem != Elem::I1 {
+                    return Err(n.err(format!("takes i1 operands, not {}", im.ty(v))));
+                }
+            }
+            let eq = n.emit1(im, g(G::Equal), &[a, b], Attrs::new())?;
+            let (f, t) = (scalar(0.0, Elem::I1), scalar(1.0, Elem::I1));
+            vec![n.emit1(im, g(G::Select), &[eq, f, t], Attrs::new())?]
+        }
+        "Max" | "Min"
+            if n.node.input.len() == 2 && matches!(n.input(im, 1)?, Some(Val::Const(..))) =>
+        {
+            vec![clip(im, n)?]
+        }
+        "Max" | "Min" => vec![max_min(im, n)?],
+        "Clip" => vec![clip(im, n)?],
         "DequantizeLinear" => vec![super::quant::dequantize_linear(im, n)?],
         "QuantizeLinear" => vec![super::quant::quantize_linear(im, n)?],
         "DynamicQuantizeLinear" => super::quant::dynamic_quantize_linear(im, n)?,
@@ -979,8 +1013,27 @@ fn expand(im: &mut Importer, n: &N<'_>) -> OnnxResult<Val> {
     n.emit1(im, g(graph::Op::Add), &[x, zeros], Attrs::new())
 }
 
-/// `Clip`, or `Max`/`Min` of a run-time tensor and a constant, through `relu`:
-/// `max(x, lo) = relu(x - lo) + lo`, `min(x, hi) = hi - relu(hi - x)` (exact up to rounding).
+/// Variadic `Max`/`Min`: a chain of `graph.maximum`/`graph.minimum` (one input: itself).
+fn max_min(im: &mut Importer, n: &N<'_>) -> OnnxResult<Val> {
+    let op = if n.node.op_type == "Max" {
+        graph::Op::Maximum
+    } else {
+        graph::Op::Minimum
+    };
+    let args = (0..n.node.input.len())
+        .map(|i| n.req(im, i))
+        .collect::<OnnxResult<Vec<_>>>()?;
+    let mut args = args.into_iter();
+    let first = args
+        .next()
+        .ok_or_else(|| n.err("takes one or more inputs, has none"))?;
+    args.try_fold(first, |acc, v| n.emit1(im, g(op), &[acc, v], Attrs::new()))
+}
+
+/// `Clip`, or `Max`/`Min` of a run-time tensor and a constant. With constant bounds through
+/// `relu`: `max(x, lo) = relu(x - lo) + lo`, `min(x, hi) = hi - relu(hi - x)` (exact up to
+/// rounding); with a run-time bound through `graph.maximum`/`graph.minimum`
+/// (`min(max(x, lo), hi)`: `hi` where `lo > hi`, as ONNX specifies).
 fn clip(im: &mut Importer, n: &N<'_>) -> OnnxResult<Val> {
     use graph::Op as G;
     let x = n.req(im, 0)?;
@@ -1005,16 +1058,20 @@ fn clip(im: &mut Importer, n: &N<'_>) -> OnnxResult<Val> {
     if n.node.input.len() > 3 || (n.node.op_type != "Clip" && n.node.input.len() != 2) {
         return Err(unsupported(im, n.node, "Max/Min take two inputs here"));
     }
-    for b in [&lo, &hi].into_iter().flatten() {
-        if let Val::Ir(_) = b {
-            return Err(unsupported(
-                im,
-                n.node,
-                "bounds must be constants (elementwise max/min of two run-time tensors has no op)",
-            ));
-        }
-    }
     let mut y = x;
+    if [&lo, &hi]
+        .into_iter()
+        .flatten()
+        .any(|b| matches!(b, Val::Ir(_)))
+    {
+        if let Some(lo) = lo {
+            y = n.emit1(im, g(G::Maximum), &[y, lo], Attrs::new())?;
+        }
+        if let Some(hi) = hi {
+            y = n.emit1(im, g(G::Minimum), &[y, hi], Attrs::new())?;
+        }
+        return Ok(y);
+    }
     if let Some(lo) = lo {
         let d = n.emit1(im, g(G::Sub), &[y, lo.clone()], Attrs::new())?;
         let r = n.emit1(im, g(G::Relu), &[d], Attrs::new())?;

@@ -19,7 +19,9 @@ pub fn infer(op: Op, cx: &InferCx<'_>) -> InferResult {
         Op::Constant => constant(cx),
         Op::MatMul => matmul(cx),
         Op::Linear => linear(cx),
-        Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Pow => binary(cx),
+        Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Maximum | Op::Minimum => binary(cx),
+        Op::Pow => pow(cx),
+        Op::Equal | Op::Less | Op::LessEqual | Op::Greater | Op::GreaterEqual => compare(cx),
         Op::Neg | Op::Relu => numeric_unary(cx),
         Op::Exp | Op::Log | Op::Sqrt | Op::Rsqrt | Op::Tanh | Op::Erf | Op::Silu | Op::Sigmoid => {
             float_unary(cx)
@@ -106,6 +108,34 @@ fn binary(cx: &InferCx<'_>) -> InferResult {
     Ok(vec![TensorType::new(
         broadcast(&a.shape, &b.shape)?,
         a.elem,
+    )])
+}
+
+/// `pow`: the exponent may have another numeric element type; the result has the base's.
+fn pow(cx: &InferCx<'_>) -> InferResult {
+    let (a, b) = (cx.arg("lhs"), cx.arg("rhs"));
+    if a.elem != b.elem {
+        for (name, t) in [("lhs", a), ("rhs", b)] {
+            if t.elem == Elem::I1 {
+                return Err(format!(
+                    "{name} must have a numeric element type when lhs and rhs differ, found i1"
+                ));
+            }
+        }
+    }
+    Ok(vec![TensorType::new(
+        broadcast(&a.shape, &b.shape)?,
+        a.elem,
+    )])
+}
+
+/// Comparisons: operands of one element type, broadcast; an `i1` result.
+fn compare(cx: &InferCx<'_>) -> InferResult {
+    let (a, b) = (cx.arg("lhs"), cx.arg("rhs"));
+    same_elem("lhs and rhs", a.elem, b.elem)?;
+    Ok(vec![TensorType::new(
+        broadcast(&a.shape, &b.shape)?,
+        Elem::I1,
     )])
 }
 

@@ -27,8 +27,24 @@ crate::dialect! {
     Mul "mul" (lhs, rhs) -> (out) [Pure, Elementwise, Commutative] {};
     /// `lhs / rhs` (integers: truncating toward zero).
     Div "div" (lhs, rhs) -> (out) [Pure, Elementwise] {};
-    /// `lhs ^ rhs`.
+    /// `lhs ^ rhs`. The exponent may have another numeric element type than the base (as
+    /// ONNX `Pow`); the result has the base's.
     Pow "pow" (lhs, rhs) -> (out) [Pure, Elementwise] {};
+    /// The larger of `lhs` and `rhs`; NaN if either is NaN (numpy `maximum`).
+    Maximum "maximum" (lhs, rhs) -> (out) [Pure, Elementwise, Commutative] {};
+    /// The smaller of `lhs` and `rhs`; NaN if either is NaN (numpy `minimum`).
+    Minimum "minimum" (lhs, rhs) -> (out) [Pure, Elementwise, Commutative] {};
+    /// `lhs == rhs` as `i1`, broadcasting; operands of one element type, compared as IEEE
+    /// values (NaN equals nothing, `-0 == 0`).
+    Equal "equal" (lhs, rhs) -> (out) [Pure, Elementwise, Commutative] {};
+    /// `lhs < rhs` as `i1` (IEEE: false when either is NaN), broadcasting.
+    Less "less" (lhs, rhs) -> (out) [Pure, Elementwise] {};
+    /// `lhs <= rhs` as `i1` (IEEE: false when either is NaN), broadcasting.
+    LessEqual "less_equal" (lhs, rhs) -> (out) [Pure, Elementwise] {};
+    /// `lhs > rhs` as `i1` (IEEE: false when either is NaN), broadcasting.
+    Greater "greater" (lhs, rhs) -> (out) [Pure, Elementwise] {};
+    /// `lhs >= rhs` as `i1` (IEEE: false when either is NaN), broadcasting.
+    GreaterEqual "greater_equal" (lhs, rhs) -> (out) [Pure, Elementwise] {};
     /// `-x`.
     Neg "neg" (x) -> (y) [Pure, Elementwise] {};
     /// `e^x`.

@@ -5,6 +5,7 @@
 //! element types and rounds its results once, to the declared result types. Choices the
 //! table leaves open, fixed here:
 //!
+//! - `maximum`/`minimum` propagate NaN (numpy); comparisons are IEEE (NaN compares false);
 //! - integer `div` truncates toward zero and rejects a zero divisor; integer `pow`
 //!   truncates toward zero too (`2 ^ -1 = 0`, as C's `(int)pow`) and rejects `0 ^ negative`;
 //! - `reduce` with an empty `axes` reduces nothing (numpy's `axis=()`); integer `mean`
@@ -66,6 +67,13 @@ pub fn eval(op: Op, cx: &EvalCx<'_>) -> EvalResult {
                 binary(cx, |a, b| Ok(a.powf(b)))?
             }
         }
+        Op::Maximum => binary(cx, |a, b| Ok(nan_or(a, b, f64::max)))?,
+        Op::Minimum => binary(cx, |a, b| Ok(nan_or(a, b, f64::min)))?,
+        Op::Equal => compare(cx, |a, b| a == b)?,
+        Op::Less => compare(cx, |a, b| a < b)?,
+        Op::LessEqual => compare(cx, |a, b| a <= b)?,
+        Op::Greater => compare(cx, |a, b| a > b)?,
+        Op::GreaterEqual => compare(cx, |a, b| a >= b)?,
         Op::Neg => unary(cx, |x| -x)?,
         Op::Exp => unary(cx, f64::exp)?,
         Op::Log => unary(cx, f64::ln)?,
@@ -139,6 +147,20 @@ fn binary(
 ) -> Result<Tensor, String> {
     let (shape, data) = zip_broadcast(cx.arg(0)?, cx.arg(1)?, f)?;
     cx.output(0, &shape, data)
+}
+
+/// `f(a, b)`, or NaN when either is NaN (`f64::max`/`min` would return the other).
+fn nan_or(a: f64, b: f64, f: fn(f64, f64) -> f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        f(a, b)
+    }
+}
+
+/// A comparison as `i1` (1 or 0); `f64` comparisons are IEEE's (false on NaN but `!=`).
+fn compare(cx: &EvalCx<'_>, f: impl Fn(f64, f64) -> bool) -> Result<Tensor, String> {
+    binary(cx, |a, b| Ok(f64::from(u8::from(f(a, b)))))
 }
 
 fn along_axis(cx: &EvalCx<'_>, f: fn(&mut [f64])) -> Result<Tensor, String> {

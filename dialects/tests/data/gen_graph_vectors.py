@@ -377,9 +377,62 @@ def gen_binaries():
     b = rnd([3.0, 0.5, 0.0, -1.0, -0.5, 1.0 / 3.0], "f32")
     f.add("edge_f32", single("pow", [ty((6,), "f32")] * 2, [ty((6,), "f32")]), [(a, "f32"), (b, "f32")],
           [(rnd(pw(a, b, "f32"), "f32"), "f32")], F32_TOL)
+    # The exponent may have another element type; the result has the base's (integer
+    # results truncate, as ONNX Runtime's Pow on int32 base and float exponent).
+    a, b = np.array([1.0, 2.0, 3.0, -2.0]), rnd([4.0, 0.5, -1.0, 3.0], "f32")
+    f.add("i32_base_f32_exp", single("pow", [ty((4,), "i32"), ty((4,), "f32")], [ty((4,), "i32")]),
+          [(a, "i32"), (b, "f32")], [(rnd(np.trunc(np.power(a, b)), "i32"), "i32")], EXACT)
+    a, b = rnd([1.5, -2.0, 0.25], "f32"), np.array([2.0, 3.0, -2.0])
+    f.add("f32_base_i64_exp", single("pow", [ty((3,), "f32"), ty((3,), "i64")], [ty((3,), "f32")]),
+          [(a, "f32"), (b, "i64")], [(rnd(np.power(a, b), "f32"), "f32")], F32_TOL)
     f.error("zero_negative_exp_i32", single("pow", [ty((2,), "i32")] * 2, [ty((2,), "i32")]),
             [(np.array([0.0, 2.0]), "i32"), (np.array([-1.0, 2.0]), "i32")], ["negative power"])
     files.append(f)
+    return files
+
+
+def gen_max_min():
+    files = []
+    nan, inf = np.nan, np.inf
+    for op, fn in [("maximum", np.maximum), ("minimum", np.minimum)]:
+        f = binary_file(op, lambda a, b, dt, fn=fn: fn(a, b), [
+            ("i8_broadcast", *int_pair(np.random.default_rng(11), "i8", (4, 1), (1, 3), -128, 128), "i8"),
+            ("ui16", np.array([0.0, 65535.0, 7.0]), np.array([65535.0, 0.0, 7.0]), "ui16"),
+            ("i64", np.array([-(2.0**40), 3.0, -1.0]), np.array([5.0, 2.0**40, -1.0]), "i64")])
+        # numpy maximum/minimum propagate NaN from either side.
+        a = np.array([nan, 1.0, nan, -inf, inf, -0.5])
+        b = np.array([1.0, nan, nan, 2.0, 3.0, -inf])
+        f.add("nan_inf_f32", single(op, [ty((6,), "f32")] * 2, [ty((6,), "f32")]), [(a, "f32"), (b, "f32")],
+              [(fn(a, b), "f32")], F32_TOL)
+        files.append(f)
+    return files
+
+
+def gen_compares():
+    files = []
+    nan, inf = np.nan, np.inf
+    rng = np.random.default_rng(13)
+    for op, fn in [("equal", np.equal), ("less", np.less), ("less_equal", np.less_equal),
+                   ("greater", np.greater), ("greater_equal", np.greater_equal)]:
+        f = File(op)
+        # Small integers make ties likely, so equality is exercised on every type.
+        cases = [("same_f32", (2, 3), (2, 3), "f32"), ("broadcast_f16", (2, 1, 3), (4, 1), "f16"),
+                 ("scalar_lhs_i32", (), (5,), "i32"), ("ui8", (2, 4), (4,), "ui8"), ("i1", (2, 2), (2, 1), "i1")]
+        for name, sa, sb, dt in cases:
+            lo, hi = (0, 2) if dt == "i1" else ((0, 4) if dt == "ui8" else (-3, 4))
+            a, b = rnd(rng.integers(lo, hi, size=sa), dt), rnd(rng.integers(lo, hi, size=sb), dt)
+            if dt in ("f32", "f16"):
+                a = rnd(a * 0.5, dt)
+                b = rnd(b * 0.5, dt)
+            y = fn(a, b).astype(np.float64)
+            f.add(name, single(op, [ty(sa, dt), ty(sb, dt)], [ty(y.shape, "i1")]), [(a, dt), (b, dt)], [(y, "i1")], EXACT)
+        # IEEE: NaN compares false (equal too), -0 equals 0, infinities order.
+        a = np.array([nan, nan, 1.0, -0.0, -inf, inf, 2.0])
+        b = np.array([nan, 1.0, nan, 0.0, -inf, 1.0, 2.0])
+        with np.errstate(invalid="ignore"):
+            y = fn(a, b).astype(np.float64)
+        f.add("ieee_f32", single(op, [ty((7,), "f32")] * 2, [ty((7,), "i1")]), [(a, "f32"), (b, "f32")], [(y, "i1")], EXACT)
+        files.append(f)
     return files
 
 
@@ -773,7 +826,7 @@ def gen_masks():
 
 def main():
     os.makedirs(OUT, exist_ok=True)
-    files = [gen_weight(), gen_constant(), gen_matmul(), gen_linear(), *gen_binaries(), *gen_unaries(),
+    files = [gen_weight(), gen_constant(), gen_matmul(), gen_linear(), *gen_binaries(), *gen_max_min(), *gen_compares(), *gen_unaries(),
              *gen_softmaxes(), *gen_norms(), gen_reduce(), *gen_shapes(), gen_gather(), gen_select(), gen_cast(),
              gen_rope(), *gen_masks()]
     total = 0

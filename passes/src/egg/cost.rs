@@ -102,6 +102,13 @@ pub fn node_cost(egraph: &Graph, node: &Node) -> Cost {
             | graph::Op::Mul
             | graph::Op::Div
             | graph::Op::Pow
+            | graph::Op::Maximum
+            | graph::Op::Minimum
+            | graph::Op::Equal
+            | graph::Op::Less
+            | graph::Op::LessEqual
+            | graph::Op::Greater
+            | graph::Op::GreaterEqual
             | graph::Op::Neg
             | graph::Op::Exp
             | graph::Op::Log

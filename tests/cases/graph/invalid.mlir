@@ -413,3 +413,59 @@ func @padding_rank(%arg0: tensor<8xi64>) -> tensor<1x1x1x8xf32> {
   %0 = graph.padding_mask %arg0 : tensor<1x1x1x8xf32>
   return %0
 }
+
+// -----
+
+// Comparison operands must have one element type.
+func @compare_elems(%arg0: tensor<2xf32>, %arg1: tensor<2xf16>) -> tensor<2xi1> {
+  %0 = graph.less %arg0, %arg1 : tensor<2xi1>
+  return %0
+}
+
+// -----
+
+// A comparison's result is i1, not the operands' element type.
+func @compare_result(%arg0: tensor<2xf32>, %arg1: tensor<2xf32>) -> tensor<2xf32> {
+  %0 = graph.equal %arg0, %arg1 : tensor<2xf32>
+  return %0
+}
+
+// -----
+
+// Comparison operands must broadcast.
+func @compare_shapes(%arg0: tensor<2x3xi32>, %arg1: tensor<2xi32>) -> tensor<2x3xi1> {
+  %0 = graph.greater_equal %arg0, %arg1 : tensor<2x3xi1>
+  return %0
+}
+
+// -----
+
+// Maximum operands must have one element type.
+func @maximum_elems(%arg0: tensor<2xf32>, %arg1: tensor<2xi32>) -> tensor<2xf32> {
+  %0 = graph.maximum %arg0, %arg1 : tensor<2xf32>
+  return %0
+}
+
+// -----
+
+// Minimum's result has the operands' broadcast shape.
+func @minimum_shape(%arg0: tensor<2x1xf32>, %arg1: tensor<3xf32>) -> tensor<2x1xf32> {
+  %0 = graph.minimum %arg0, %arg1 : tensor<2x1xf32>
+  return %0
+}
+
+// -----
+
+// Pow's result has the base's element type, not the exponent's.
+func @pow_result_elem(%arg0: tensor<2xi32>, %arg1: tensor<2xf32>) -> tensor<2xf32> {
+  %0 = graph.pow %arg0, %arg1 : tensor<2xf32>
+  return %0
+}
+
+// -----
+
+// A mixed-type pow takes no i1 operand.
+func @pow_i1(%arg0: tensor<2xf32>, %arg1: tensor<2xi1>) -> tensor<2xf32> {
+  %0 = graph.pow %arg0, %arg1 : tensor<2xf32>
+  return %0
+}

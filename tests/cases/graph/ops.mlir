@@ -148,3 +148,28 @@ func @rope_masks(%arg0: tensor<1x2x4x8xf16>, %arg1: tensor<4x4xf32>, %arg2: tens
   %5 = graph.padding_mask %arg5 : tensor<2x1x1x8xi1>
   return %0, %1, %2, %3, %4, %5
 }
+
+// -----
+
+// Maximum and minimum broadcast like the other binary ops, on float and integer types;
+// pow's exponent may have another element type than its base (the result has the base's).
+func @max_min_pow(%arg0: tensor<2x3xf32>, %arg1: tensor<3xf32>, %arg2: tensor<4x1xi8>, %arg3: tensor<1x5xi8>, %arg4: tensor<3xi64>, %arg5: tensor<2x3xi32>) -> (tensor<2x3xf32>, tensor<4x5xi8>, tensor<2x3xf32>, tensor<2x3xi32>) {
+  %0 = graph.maximum %arg0, %arg1 : tensor<2x3xf32>
+  %1 = graph.minimum %arg2, %arg3 : tensor<4x5xi8>
+  %2 = graph.pow %arg0, %arg4 : tensor<2x3xf32>
+  %3 = graph.pow %arg5, %arg1 : tensor<2x3xi32>
+  return %0, %1, %2, %3
+}
+
+// -----
+
+// Comparisons: operands of one element type (float, integer, i1), broadcast; i1 results.
+func @compare(%arg0: tensor<2x3xf32>, %arg1: tensor<3xf32>, %arg2: tensor<4x1xui16>, %arg3: tensor<1x5xui16>, %arg4: tensor<2xi1>, %arg5: tensor<bf16>, %arg6: tensor<2x2xbf16>) -> (tensor<2x3xi1>, tensor<4x5xi1>, tensor<2xi1>, tensor<2x3xi1>, tensor<2x3xi1>, tensor<2x2xi1>) {
+  %0 = graph.equal %arg0, %arg1 : tensor<2x3xi1>
+  %1 = graph.less %arg2, %arg3 : tensor<4x5xi1>
+  %2 = graph.equal %arg4, %arg4 : tensor<2xi1>
+  %3 = graph.less_equal %arg1, %arg0 : tensor<2x3xi1>
+  %4 = graph.greater %arg0, %arg1 : tensor<2x3xi1>
+  %5 = graph.greater_equal %arg5, %arg6 : tensor<2x2xi1>
+  return %0, %1, %2, %3, %4, %5
+}
