@@ -314,6 +314,11 @@ const CASES: &[Case] = &[
   %0 = graph.pow %e, %b : tensor<3x5xf32>
   return %0
 }"#),
+    case("maximum-minimum", r#"func @f(%a: tensor<3x5xf32>, %b: tensor<5xf32>, %c: tensor<3x1xf32>) -> (tensor<3x5xf32>, tensor<3x5xf32>) {
+  %0 = graph.maximum %a, %b : tensor<3x5xf32>
+  %1 = graph.minimum %c, %0 : tensor<3x5xf32>
+  return %0, %1
+}"#),
     case("unary-chain", r#"func @f(%a: tensor<4x33xf32>) -> (tensor<4x33xf32>, tensor<4x33xf32>, tensor<4x33xf32>, tensor<4x33xf32>, tensor<4x33xf32>) {
   %0 = graph.neg %a : tensor<4x33xf32>
   %1 = graph.exp %0 : tensor<4x33xf32>

@@ -201,7 +201,7 @@ pub(crate) fn lower_op(cx: &OpCx<'_, '_, '_>) -> BackendResult<()> {
             G::Weight | G::Constant => Ok(()),
             G::MatMul => lower_nn::matmul(cx),
             G::Linear => lower_nn::linear(cx),
-            G::Add | G::Sub | G::Mul | G::Div | G::Pow => binary(cx, op),
+            G::Add | G::Sub | G::Mul | G::Div | G::Pow | G::Maximum | G::Minimum => binary(cx, op),
             G::Neg | G::Exp | G::Log | G::Sqrt | G::Rsqrt | G::Tanh | G::Erf | G::Relu => {
                 unary(cx, op)
             }
@@ -222,8 +222,6 @@ pub(crate) fn lower_op(cx: &OpCx<'_, '_, '_>) -> BackendResult<()> {
             | G::Rope
             | G::CausalMask
             | G::PaddingMask
-            | G::Maximum
-            | G::Minimum
             | G::Equal
             | G::Less
             | G::LessEqual
@@ -312,6 +310,16 @@ fn binary(cx: &OpCx<'_, '_, '_>, op: graph::Op) -> BackendResult<()> {
         graph::Op::Sub => cg.fsub(v[0], v[1]),
         graph::Op::Mul => cg.fmul(v[0], v[1]),
         graph::Op::Div => cg.fdiv(v[0], v[1]),
+        // NaN when either is NaN (the interpreter's `maximum`/`minimum`, numpy's).
+        graph::Op::Maximum | graph::Op::Minimum => {
+            let pred = if op == graph::Op::Maximum {
+                FloatPredicate::OGT
+            } else {
+                FloatPredicate::OLT
+            };
+            let m = cg.select_cmp(pred, v[0], v[1], v[0], v[1])?;
+            cg.select_cmp(FloatPredicate::UNO, v[0], v[1], cg.f32(f64::NAN), m)
+        }
         _ => cg.call("llvm.pow.f32", &[v[0], v[1]]),
     })
 }
