@@ -22,7 +22,9 @@ a numpy formula where the case is about a data layout or an old opset's meaning:
   opset12_dequantize    DequantizeLinear-10 per tensor and QuantizeLinear-10 to uint8;
   opset7_mixed          an opset-7 model (below MIN_OPSET; every op's form there is its
                         opset-10 form): Add-7 broadcasting, Softmax-1 coerced to 2-D, Clip-6
-                        attributes, ReduceSum-1 axes attribute.
+                        attributes, ReduceSum-1 axes attribute;
+  gathernd_runtime      GatherND with run-time indices (negative ones included) and
+                        batch_dims = 1, vs ONNX Runtime.
 
 and OUT_DIR/refused/opset6_add.onnx, an opset-6 Add (Add-6 has the legacy `broadcast`
 attribute, another form than Add-7's), and
@@ -230,12 +232,31 @@ def old_opsets(out, rng):
     np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-6)
 
 
+def gathernd_runtime(out, rng):
+    data = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
+    # Index tuples into data[b] of length 2 (dims 3, 4), negative ones counting from the end.
+    idx = np.array(
+        [[[0, 1], [-1, -4], [2, 3]], [[-3, 0], [1, -1], [0, 0]]], dtype=np.int64
+    )
+    node = helper.make_node("GatherND", ["data", "idx"], ["y"], name="gnd", batch_dims=1)
+    m = model(
+        [node],
+        [vi("data", F, [2, 3, 4, 5]), vi("idx", TensorProto.INT64, [2, 3, 2])],
+        [vi("y", F, [2, 3, 5])],
+        opset=13,
+    )
+    (y,) = write(out, "gathernd_runtime", m, [data, idx], runtime=True)
+    want = np.stack([np.stack([data[b][tuple(t)] for t in idx[b]]) for b in range(2)])
+    np.testing.assert_array_equal(y, want)
+
+
 def main():
     out = sys.argv[1]
     rng = np.random.default_rng(11)
     int4_blocked(out, rng)
     int4_quantize(out, rng)
     old_opsets(out, rng)
+    gathernd_runtime(out, rng)
     d = os.path.join(out, "refused")
     os.makedirs(d, exist_ok=True)
     node = helper.make_node("Add", ["x", "x"], ["y"], name="add6", broadcast=0)

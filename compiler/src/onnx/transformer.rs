@@ -28,7 +28,7 @@ use lowbit_dialects::ir::{Attr, Attrs, Elem, TensorType};
 
 use super::import::{Importer, Val};
 use super::msft::{
-    add, cast, concat, from_heads, multi_head, norm, outputs, past_len, rotary, to_heads,
+    add, cast, concat, from_heads, multi_head, norm, outputs, past_len, refuse, rotary, to_heads,
     transpose, ty, Heads,
 };
 use super::ops::{g, konst, norm_axis, scalar, N};
@@ -190,7 +190,23 @@ fn hidden_from(im: &mut Importer, n: &N<'_>, c: Tensor, t: Val) -> OnnxResult<Va
 pub(super) fn cast_like(im: &mut Importer, n: &N<'_>) -> OnnxResult<Vec<Val>> {
     let (x, like) = (n.req(im, 0)?, n.req(im, 1)?);
     let elem = ty(im, &like).elem;
-    Ok(vec![cast(im, n, x, elem)?])
+    let attrs = saturate_attr(n, elem);
+    if attrs.get("saturate").is_none() || ty(im, &x).elem == elem {
+        return Ok(vec![cast(im, n, x, elem)?]);
+    }
+    let t = ty(im, &x).with_elem(elem);
+    n.emit(im, g(graph::Op::Cast), &[x], attrs, Some(vec![t]))
+}
+
+/// `graph.cast`'s attributes for ONNX `Cast`/`CastLike` to `elem`: `saturate = false` when
+/// the node's `saturate` is 0 and `elem` is a float8 type (the only ones it concerns).
+pub(super) fn saturate_attr(n: &N<'_>, elem: Elem) -> Attrs {
+    let f8 = matches!(elem, Elem::F8E4M3FN | Elem::F8E5M2);
+    if f8 && n.int("saturate", 1) == 0 {
+        Attrs::new().with("saturate", Attr::Bool(false))
+    } else {
+        Attrs::new()
+    }
 }
 
 /// A constant additive mask `[rows, cols]`: 0 where `visible(i, j)`, `-inf` elsewhere.
@@ -488,7 +504,12 @@ fn decomposed(
         None => scores.clone(),
     };
     let softmax = Attrs::new().with("axis", Attr::Int(-1));
-    let mut probs = n.emit1(im, g(graph::Op::Softmax), &[biased.clone()], softmax)?;
+    let mut probs = n.emit1(
+        im,
+        g(graph::Op::Softmax),
+        std::slice::from_ref(&biased),
+        softmax,
+    )?;
     if let Some(m) = bias {
         // A row is visible iff max(bias) > -inf: 1 / (relu(-max) + 1) is 0 only for -inf
         // (a finite max, at most the type's largest value, gives a non-zero quotient).
@@ -519,4 +540,121 @@ fn decomposed(
     let o = n.reshape(im, &o, vec![b, heads, s, dv])?;
     let y = if three_d { from_heads(im, n, o)? } else { o };
     Ok((y, k, v, qk))
+}
+
+/// `Dropout` where it is deterministic: `Y = X` and, when named, an all-true mask, as the
+/// reference gives without training and, with `training_mode`, for `ratio = 0`. Training
+/// with another ratio draws random masks: a constant true `training_mode` is refused then,
+/// and so is a run-time one unless the ratio is a constant 0.
+pub(super) fn dropout(im: &mut Importer, n: &N<'_>) -> OnnxResult<Vec<Val>> {
+    let x = n.req(im, 0)?;
+    let ratio_zero = match n.input(im, 1)? {
+        Some(Val::Const(t, _)) => t.data.len() == 1 && t.data[0] == 0.0,
+        _ => false,
+    };
+    let training = match n.input(im, 2)? {
+        None => Some(false),
+        Some(Val::Const(t, _)) => Some(t.data.iter().any(|&v| v != 0.0)),
+        Some(Val::Ir(_)) => None,
+    };
+    if !ratio_zero && training != Some(false) {
+        let what = if training.is_none() {
+            "a run-time training_mode"
+        } else {
+            "training_mode = true"
+        };
+        return Err(refuse(
+            im,
+            n,
+            &format!("{what} with a ratio other than a constant 0 drops random elements; the importer maps inference (training_mode false or absent) or ratio 0"),
+        ));
+    }
+    let shape = ty(im, &x).shape;
+    let count = shape.iter().product::<i64>().max(0) as usize;
+    let mask = konst(Tensor::new(
+        TensorType::new(shape, Elem::I1),
+        vec![1.0; count],
+    ));
+    outputs(im, n, vec![Some(x), Some(mask)], &["output", "mask"])
+}
+
+/// `GatherND` with run-time indices or `batch_dims > 0`: `data`'s batch dims and the `k`
+/// indexed dims flattened into one axis, gathered with the linear index
+/// `batch · prod(indexed dims) + Σ idx_j · stride_j` computed in `f32` (exact while the
+/// flattened axis has at most 2^24 entries; a larger one is refused). A negative index
+/// counts from the end: `idx + d · neg` with `neg = 1 − relu(1 − relu(−idx))` (1 exactly
+/// for negative integers). Out-of-range indices are not detected (ONNX leaves them
+/// undefined).
+pub(super) fn gather_nd(im: &mut Importer, n: &N<'_>) -> OnnxResult<Val> {
+    let (data, idx) = (n.req(im, 0)?, n.req(im, 1)?);
+    let (dt, it) = (ty(im, &data), ty(im, &idx));
+    let b = n.int("batch_dims", 0);
+    let (r, q) = (dt.rank() as i64, it.rank() as i64);
+    if q < 1 || !it.elem.is_int() {
+        return Err(n.err(format!("indices {it} must be integers of rank 1 or more")));
+    }
+    let k = it.shape[q as usize - 1];
+    if b < 0 || b >= q || b + k > r || k < 1 || dt.shape[..b as usize] != it.shape[..b as usize] {
+        return Err(n.err(format!(
+            "indices {it} with batch_dims {b} do not index data {dt}"
+        )));
+    }
+    let (b, k) = (b as usize, k as usize);
+    let dims = &dt.shape[b..b + k];
+    let mut strides = vec![1i64; k];
+    for j in (0..k - 1).rev() {
+        strides[j] = strides[j + 1] * dims[j + 1];
+    }
+    let inner: i64 = dims.iter().product();
+    let batch: i64 = dt.shape[..b].iter().product();
+    if batch.saturating_mul(inner) > 1 << 24 {
+        return Err(n.err(format!(
+            "{} gathered rows are too many for exact f32 index arithmetic",
+            batch * inner
+        )));
+    }
+    let f = Elem::F32;
+    let vec_k = |v: &[i64]| {
+        konst(Tensor::new(
+            TensorType::new(vec![k as i64], f),
+            v.iter().map(|&x| x as f64).collect(),
+        ))
+    };
+    let idx = cast(im, n, idx, f)?;
+    let neg = n.emit1(
+        im,
+        g(graph::Op::Neg),
+        std::slice::from_ref(&idx),
+        Attrs::new(),
+    )?;
+    let neg = n.emit1(im, g(graph::Op::Relu), &[neg], Attrs::new())?;
+    let neg = n.emit1(im, g(graph::Op::Sub), &[scalar(1.0, f), neg], Attrs::new())?;
+    let neg = n.emit1(im, g(graph::Op::Relu), &[neg], Attrs::new())?;
+    let neg = n.emit1(im, g(graph::Op::Sub), &[scalar(1.0, f), neg], Attrs::new())?;
+    let wrap = n.emit1(im, g(graph::Op::Mul), &[neg, vec_k(dims)], Attrs::new())?;
+    let idx = add(im, n, idx, wrap)?;
+    let lin = n.emit1(im, g(graph::Op::Mul), &[idx, vec_k(&strides)], Attrs::new())?;
+    let reduce = Attrs::new()
+        .with("kind", Attr::Str("sum".into()))
+        .with("axes", Attr::Ints(vec![-1]))
+        .with("keepdims", Attr::Bool(false));
+    let mut lin = n.emit1(im, g(graph::Op::Reduce), &[lin], reduce)?;
+    if b > 0 {
+        // The batch offset, broadcast over the index dims after the batch dims.
+        let mut shape = it.shape[..b].to_vec();
+        shape.extend(std::iter::repeat_n(1, q as usize - 1 - b));
+        let offsets = (0..batch).map(|i| (i * inner) as f64).collect();
+        let offsets = konst(Tensor::new(TensorType::new(shape, f), offsets));
+        lin = add(im, n, lin, offsets)?;
+    }
+    let lin = cast(im, n, lin, Elem::I64)?;
+    let mut flat_shape = vec![batch * inner];
+    flat_shape.extend_from_slice(&dt.shape[b + k..]);
+    let flat = n.reshape(im, &data, flat_shape)?;
+    n.emit1(
+        im,
+        g(graph::Op::Gather),
+        &[flat, lin],
+        Attrs::new().with("axis", Attr::Int(0)),
+    )
 }
