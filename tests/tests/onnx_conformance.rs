@@ -365,3 +365,34 @@ fn int4_and_old_opset_cases_match_the_reference_outputs() {
         "node 'clip_inputs' (Clip): has 3 inputs; at opset 10 Clip takes min and max as attributes"
     );
 }
+
+/// The importer's opset floors (`compiler/src/onnx/schema_floors.rs`) are what
+/// `scripts/onnx_schema_floors.py` derives from the installed onnx's schema history.
+#[test]
+fn schema_floors_match_the_onnx_schema_history() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = Command::new("python3")
+        .arg(root.join("scripts/onnx_schema_floors.py"))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run python3 ({e}); {SETUP}"));
+    assert!(
+        out.status.success(),
+        "onnx_schema_floors.py failed: {}; {SETUP}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    let committed = std::fs::read_to_string(root.join("compiler/src/onnx/schema_floors.rs"))
+        .expect("schema_floors.rs");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        committed,
+        "regenerate with: python3 scripts/onnx_schema_floors.py > compiler/src/onnx/schema_floors.rs"
+    );
+    // Spot checks against the ONNX changelog: Add-6 had the legacy `broadcast` attribute,
+    // And-1 too, Not-1 is today's form, Slice-10 moved starts/ends to inputs.
+    use lowbit_compiler::onnx::schema_floors::SCHEMA_FLOORS;
+    let floor = |op: &str| SCHEMA_FLOORS.iter().find(|e| e.0 == op).map(|e| e.1);
+    assert_eq!(floor("Add"), Some(7));
+    assert_eq!(floor("And"), Some(7));
+    assert_eq!(floor("Not"), Some(1));
+    assert_eq!(floor("Slice"), Some(10));
+}
