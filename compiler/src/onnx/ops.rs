@@ -348,7 +348,8 @@ fn map_node(im: &mut Importer, n: &N<'_>) -> OnnxResult<Vec<Val>> {
         return Ok(vec![n.emit1(im, g(op), &[a, b], Attrs::new())?]);
     }
     Ok(match op_type {
-        "Identity" | "Dropout" => vec![n.req(im, 0)?],
+        "Identity" => vec![n.req(im, 0)?],
+        "Dropout" => super::transformer::dropout(im, n)?,
         "Constant" => vec![constant(im, n)?],
         "Reciprocal" => {
             let x = n.req(im, 0)?;
@@ -939,12 +940,9 @@ fn logic(im: &mut Importer, n: &N<'_>) -> OnnxResult<Val> {
 /// flattened into one, then a `gather` along it with the linearized indices (exact).
 fn gather_nd(im: &mut Importer, n: &N<'_>) -> OnnxResult<Val> {
     let data = n.req(im, 0)?;
-    if n.int("batch_dims", 0) != 0 {
-        return Err(unsupported(im, n.node, hint("GatherND")));
-    }
     let idx = match n.req(im, 1)? {
-        Val::Const(t, _) => t,
-        Val::Ir(_) => return Err(unsupported(im, n.node, hint("GatherND"))),
+        Val::Const(t, _) if n.int("batch_dims", 0) == 0 => t,
+        _ => return super::transformer::gather_nd(im, n),
     };
     let shape = im.ty(&data).shape;
     let k = *idx
