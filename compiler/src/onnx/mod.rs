@@ -38,8 +38,8 @@ pub struct ImportOptions {
     pub dims: DimBindings,
     /// Assume run-time float tensors hold no NaN, so that `IsNaN` of one is `false`
     /// everywhere (`--assume-no-nan`). Exporters guard softmax outputs of fully masked
-    /// rows with `Where(IsNaN(x), 0, x)`; the dialects have no NaN test, and without this
-    /// option such a node is an error.
+    /// rows with `Where(IsNaN(x), 0, x)`; without this option the guard is imported as it
+    /// is (`x != x` through `graph.equal`), which keeps `fuse-attention` from fusing it.
     pub assume_no_nan: bool,
 }
 

@@ -272,9 +272,6 @@ fn hint(op_type: &str) -> &'static str {
         "Einsum" => "express it as MatMul with Transpose/Reshape",
         "GatherND" => "GatherND is supported with constant indices and batch_dims = 0",
         "GatherElements" | "ScatterND" => "use Gather along one axis",
-        "IsNaN" => {
-            "the dialects have no NaN test; pass --assume-no-nan to read IsNaN of run-time tensors as false"
-        }
         "IsInf" => "IsInf is supported only on constants (folded at import)",
         "ConvInteger" | "QLinearConv" => {
             "the importer maps quantized matmuls (MatMulInteger, QLinearMatMul) and QDQ pairs"
@@ -443,7 +440,8 @@ fn map_node(im: &mut Importer, n: &N<'_>) -> OnnxResult<Vec<Val>> {
                     }
                 }
                 let ty = im.ty(&x).with_elem(elem);
-                n.emit(im, g(G::Cast), &[x], Attrs::new(), Some(vec![ty]))?
+                let attrs = super::transformer::saturate_attr(n, elem);
+                n.emit(im, g(G::Cast), &[x], attrs, Some(vec![ty]))?
             }
         }
         "Shape" => {
@@ -528,6 +526,18 @@ fn map_node(im: &mut Importer, n: &N<'_>) -> OnnxResult<Vec<Val>> {
             let x = n.req(im, 0)?;
             let ty = im.ty(&x).with_elem(Elem::I1);
             vec![konst(Tensor::zeros(ty))]
+        }
+        "IsNaN" => {
+            // isnan(x) = select(equal(x, x), false, true): NaN is the one value unequal to
+            // itself. `--assume-no-nan` reads it as false instead (the arm above), which
+            // lets canonicalize drop `where(isnan(p), 0, p)` guards.
+            let x = n.req(im, 0)?;
+            if !im.ty(&x).elem.is_float() {
+                return Err(n.err(format!("takes a float operand, not {}", im.ty(&x))));
+            }
+            let eq = n.emit1(im, g(G::Equal), &[x.clone(), x], Attrs::new())?;
+            let (f, t) = (scalar(0.0, Elem::I1), scalar(1.0, Elem::I1));
+            vec![n.emit1(im, g(G::Select), &[eq, f, t], Attrs::new())?]
         }
         "Xor" => {
             // xor(a, b) = select(equal(a, b), false, true), exact on i1.

@@ -95,8 +95,9 @@ crate::dialect! {
     /// `cond ? lhs : rhs`, broadcasting; `cond` is `i1`.
     Select "select" (cond, lhs, rhs) -> (y) [Pure, Elementwise] {};
     /// Converts to the result element type: floats round to nearest even; float to integer
-    /// truncates toward zero and saturates.
-    Cast "cast" (x) -> (y) [Pure, Elementwise] {};
+    /// truncates toward zero and saturates. `saturate = false` (ONNX `Cast`'s
+    /// `saturate = 0`) makes float8 overflow NaN (`f8E4M3FN`) or `±inf` (`f8E5M2`).
+    Cast "cast" (x) -> (y) [Pure, Elementwise] { opt saturate: Bool };
     /// Rotary position embedding over the last dim. `cos`/`sin` hold `d/2` frequencies and
     /// broadcast against `x[..., :d/2]`; `interleaved` pairs `(2i, 2i+1)`, otherwise
     /// `(i, i + d/2)` (rotate-half).

@@ -119,10 +119,15 @@ pub fn eval(op: Op, cx: &EvalCx<'_>) -> EvalResult {
         Op::Select => select(cx)?,
         Op::Cast => {
             let (x, e) = (cx.arg(0)?, cx.result(0)?.elem);
+            let convert = if cx.bool("saturate").unwrap_or(true) {
+                cast_to
+            } else {
+                crate::numeric::cast_to_unsaturated
+            };
             cx.output(
                 0,
                 &x.dims(),
-                x.data.iter().map(|&v| cast_to(v, e)).collect(),
+                x.data.iter().map(|&v| convert(v, e)).collect(),
             )?
         }
         Op::Rope => rope(cx)?,
