@@ -200,6 +200,15 @@ pub fn saturate(
     rules: &[Rule],
     limits: &Limits,
 ) -> Result<(bridge::Loaded, Report), EggError> {
+    let rewrites = exact_rewrites(rules)?;
+    saturate_with(loaded, rules, &rewrites, limits)
+}
+
+/// The egg rewrites of `rules`, refusing any rule that is not EXACT-BIT or EXACT-R (the
+/// saturating runner's precondition, checked before anything runs).
+pub(crate) fn exact_rewrites(
+    rules: &[Rule],
+) -> Result<Vec<egg::Rewrite<lang::Node, analysis::TypeAnalysis>>, EggError> {
     for r in rules {
         if !r.exactness.is_exact() {
             return Err(EggError::NotExact {
@@ -208,8 +217,7 @@ pub fn saturate(
             });
         }
     }
-    let rewrites: Vec<_> = rules.iter().map(Rule::rewrite).collect();
-    saturate_with(loaded, rules, &rewrites, limits)
+    Ok(rules.iter().map(Rule::rewrite).collect())
 }
 
 /// [`saturate`] with the rules' rewrites built already (`rewrites[i]` is

@@ -496,15 +496,7 @@ pub fn optimize_regions(
 
     // Saturate each distinct region once (refusing approximate rules first, as
     // `saturate` does; the rewrites are built once for all regions).
-    for r in rules {
-        if !r.exactness.is_exact() {
-            return Err(EggError::NotExact {
-                name: r.name,
-                label: r.exactness,
-            });
-        }
-    }
-    let rewrites: Vec<_> = rules.iter().map(Rule::rewrite).collect();
+    let rewrites = super::exact_rewrites(rules)?;
     let mut templates: Vec<Template> = Vec::new();
     let mut by_sig: BTreeMap<Signature, usize> = BTreeMap::new();
     let mut parts: Vec<(RegionFunc, usize)> = Vec::new();
