@@ -17,7 +17,13 @@ tokens, and writes to OUT.npz:
   the activation) + int8 symmetric per-output-channel weights (scale = max|w|/127) + int8
   dynamic per-token symmetric activations (scale = max|x|/127), every linear quantized;
 - w4: weight-only int4 asymmetric per group of 128 input channels (AWQ's
-  pseudo_quantize_tensor: scale = (max-min)/15, zero = clamp(-round(min/scale), 0, 15)).
+  pseudo_quantize_tensor: scale = (max-min)/15, zero = clamp(-round(min/scale), 0, 15));
+- w4_gptq: the same format, codes by GPTQ with act-order and damping 0.01, H = XᵀX over
+  every calibration token of each linear's input (padding tokens included, as the pass sees
+  them), the group parameters from the partly updated weights (the blocked numpy GPTQ of
+  minilm_int4_experiment.py, written from the paper);
+- w4_gptq_had: w4_gptq on Hadamard-rotated inputs: x -> x·H/√n, W -> W·H/√n (H the
+  order-n Hadamard matrix rot.hadamard means), then GPTQ of W·H/√n.
 
 Written from the formulas of techniques.md §4.1–4.2, not from lowbit's code. numpy rounds
 half to even, as lowbit.quantize; scales are rounded to float32 before use, as lowbit stores
@@ -165,12 +171,14 @@ def main():
 
     fp64 = bert(w, *ev, plain)
 
-    # Calibration: max |x| per input channel of every linear, over every calibration set.
-    amax = {}
+    # Calibration: max |x| per input channel of every linear, over every calibration set;
+    # and the rows themselves (every token, padding included) for GPTQ's Hessians.
+    amax, rows = {}, {}
 
     def record(x, p):
         m = np.abs(x).reshape(-1, x.shape[-1]).max(0)
         amax[p] = np.maximum(amax.get(p, 0), m)
+        rows.setdefault(p, []).append(x.reshape(-1, x.shape[-1]))
         return plain(x, p)
 
     for b in range(0, n_cal, batch):
@@ -194,10 +202,20 @@ def main():
     w8 = bert(w, *ev, w8a8)
     q4 = {p: q_weight(w[p + ".weight"], 4, 128, False) for p in amax}
     w4 = bert(w, *ev, lambda x, p: x @ q4[p].T + w[p + ".bias"])
+    import minilm_int4_experiment as ex  # noqa: E402 (GPTQ, Hadamard matrices)
+    xs = {p: np.concatenate(r) for p, r in rows.items()}
+    rot = {n: ex.hadamard(n) / math.sqrt(n) for n in (384, 1536)}
+    gp, gh = {}, {}
+    for p, x in xs.items():
+        gp[p] = ex.gptq(w[p + ".weight"], x.T @ x, act_order=True, damp=0.01)
+        r = rot[x.shape[1]]
+        gh[p] = ex.gptq(w[p + ".weight"] @ r, (x @ r).T @ (x @ r), act_order=True, damp=0.01)
+    w4g = bert(w, *ev, lambda x, p: x @ gp[p].T + w[p + ".bias"])
+    w4gh = bert(w, *ev, lambda x, p: (x @ rot[x.shape[-1]]) @ gh[p].T + w[p + ".bias"])
     np.savez(out, input_ids=ev[0], attention_mask=ev[1], token_type_ids=ev[2],
              cal_input_ids=cal[0], cal_attention_mask=cal[1], cal_token_type_ids=cal[2],
-             fp64=fp64, w8a8=w8, w4=w4)
-    for name, e in (("w8a8", w8), ("w4", w4)):
+             fp64=fp64, w8a8=w8, w4=w4, w4_gptq=w4g, w4_gptq_had=w4gh)
+    for name, e in (("w8a8", w8), ("w4", w4), ("w4_gptq", w4g), ("w4_gptq_had", w4gh)):
         print(name, "cosine vs fp64:", " ".join(f"{c:.6f}" for c in (e * fp64).sum(1)))
 
 

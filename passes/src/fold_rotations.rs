@@ -304,13 +304,15 @@ fn fold_into_consumer(
         return Ok(false);
     };
     let (rows, cols) = (shape[0] as usize, shape[1] as usize);
-    // W'[o, b·n + j] = Σ_i W[o, b·n + i] · M[j, i]
+    // W'[o, b·n + j] = Σ_i W[o, b·n + i] · M[j, i]: W' = W·(I_b ⊗ M)ᵀ, one GEMM per block.
+    let wm = nalgebra::DMatrix::from_row_slice(rows, cols, &wd[..rows * cols]);
+    let mt = nalgebra::DMatrix::from_row_slice(n, n, &m[..n * n]).transpose();
     let mut out = vec![0.0; rows * cols];
-    for o in 0..rows {
-        for b in 0..blocks {
-            let base = o * cols + b * n;
+    for b in 0..blocks {
+        let prod = wm.columns(b * n, n) * &mt;
+        for o in 0..rows {
             for j in 0..n {
-                out[base + j] = (0..n).map(|i| wd[base + i] * m[j * n + i]).sum();
+                out[o * cols + b * n + j] = prod[(o, j)];
             }
         }
     }

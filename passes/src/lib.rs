@@ -107,10 +107,10 @@ passes! {
     "smooth-attention"     => SmoothAttention,      "exact SageAttention smoothing before attn.sdpa: K minus its token mean (R1), Q minus its block mean with the ΔS score correction (R2) (EXACT-R)";
     "quantize-attention"   => QuantizeAttention,    "attn.sdpa -> SageAttention-style attn.quantized_sdpa with a given recipe, or the cheapest meeting a cosine budget on calibration inputs (APPROX)";
     "sparsify-attention"   => SparsifyAttention,    "sdpa -> block_sparse_sdpa with a run-time block mask from pooled Q/K estimates (APPROX)";
-    "rotate"               => Rotate,               "QuaRot/SpinQuant rotations as exact pairs: norm gains folded, residual stream, V/O per head, online Hadamard before down_proj and on Q/K after RoPE (EXACT-R)";
+    "rotate"               => Rotate,               "QuaRot/SpinQuant rotations as exact pairs: norm gains folded, residual stream, V/O per head, online Hadamard before down_proj, on Q/K after RoPE, or on every linear input (EXACT-R)";
     "fold-rotations"       => FoldRotations,        "fold rot.rotate/rot.hadamard into adjacent linear weights (orthogonality checked), keep the rest online (EXACT-R)";
     "migrate-scales"       => MigrateScales,        "SmoothQuant scale migration s = max|x|^a / max|w|^(1-a) into the producing norm or linear, or an explicit x/s (EXACT-R)";
-    "quantize-weights"     => QuantizeWeights,      "graph.linear weights to int8/int4 per channel or per group (RTN or AWQ scales) behind lowbit.dequantize (APPROX)";
+    "quantize-weights"     => QuantizeWeights,      "graph.linear weights to int8/int4 per channel or per group (RTN, AWQ scales or GPTQ) behind lowbit.dequantize (APPROX)";
     "quantize-activations" => QuantizeActivations,  "int8 activations (dynamic per-token/per-tensor or static) before linears with quantized weights, as lowbit.qmatmul (APPROX)";
     "lower-to-kernel"      => LowerToKernel,        "lower linear/matmul (+activation), sdpa and add+layer_norm to kernel ops";
 }

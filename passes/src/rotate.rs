@@ -1,4 +1,4 @@
-//! `rotate{kind=hadamard where="residual,attn-v,ffn-down,kv" seed=N}`: QuaRot/SpinQuant-style
+//! `rotate{kind=hadamard where="residual,attn-v,ffn-down,kv,linears" seed=N}`: QuaRot/SpinQuant-style
 //! orthogonal rotations inserted as exact pairs (techniques.md §3.1–§3.3, R7, R8, R9).
 //!
 //! Every rewrite keeps the function's value in real arithmetic (EXACT-R); a later
@@ -12,6 +12,13 @@
 //! | `rotate-attn-v` (R8) | `sdpa(q, k, v) -> rotate(sdpa(q, k, rotate(v, R₂)), R₂ᵀ)` (head dim) | EXACT-R |
 //! | `rotate-ffn-down` (R8) | `linear(m, W) -> linear(rotate(hadamard(m), Hᵀ), W)`, `m` an activation product | EXACT-R |
 //! | `rotate-kv` (R8, R9) | `sdpa(q, k, v) -> sdpa(hadamard(q), hadamard(k), v)` (after RoPE) | EXACT-R |
+//! | `rotate-linear-inputs` (`where=linears`, not in the default set) | `linear(x, W) -> linear(rotate(hadamard(x), Hᵀ), W)` for every linear | EXACT-R |
+//!
+//! `where=linears` is incoherence processing for weight-only quantization (QuIP#, QuaRot's
+//! online Hadamard): after `fold-rotations` every linear reads `hadamard(x)` with the weight
+//! `W·H`, whose groups have no outlier columns; it works on any architecture (LayerNorm
+//! included) at the cost of one online transform per linear input (`cse` merges those of
+//! linears sharing an input).
 //!
 //! Why each is exact (R orthogonal, `R·Rᵀ = I`): `rms(x·R) = rms(x)` so a weightless RMSNorm
 //! commutes with `R`; additions are linear; `(q H)(k H)ᵀ = q kᵀ`; `P (v R) = (P v) R`
@@ -36,7 +43,8 @@
 //! weights were given is an error (norm gains and matrices have nowhere to go).
 //!
 //! Counters: `gains-folded`, `residual-streams`, `residual-rotations` (rotate ops inserted on
-//! the stream), `attn-v`, `ffn-down`, `kv` (rewritten ops), `orth-err-max-e18` (the largest
+//! the stream), `attn-v`, `ffn-down`, `kv` (rewritten ops; `linears` too, listed only when
+//! that point was asked for), `orth-err-max-e18` (the largest
 //! `max|RᵀR − I|` of the matrices built, times 10¹⁸, rounded up).
 
 use lowbit_dialects::attn::Op as A;
@@ -65,6 +73,8 @@ pub struct Points {
     pub ffn_down: bool,
     /// Q and K after RoPE, online (R3).
     pub kv: bool,
+    /// Every linear's input, online (not in [`Points::ALL`]).
+    pub linears: bool,
 }
 
 impl Points {
@@ -75,9 +85,10 @@ impl Points {
         attn_v: true,
         ffn_down: true,
         kv: true,
+        linears: false,
     };
 
-    /// Parses `gains,residual,attn-v,ffn-down,kv` (any subset, any order).
+    /// Parses `gains,residual,attn-v,ffn-down,kv,linears` (any subset, any order).
     pub fn parse(s: &str) -> Option<Points> {
         let mut p = Points {
             gains: false,
@@ -85,6 +96,7 @@ impl Points {
             attn_v: false,
             ffn_down: false,
             kv: false,
+            linears: false,
         };
         for w in s.split(',').map(str::trim) {
             match w {
@@ -93,6 +105,7 @@ impl Points {
                 "attn-v" => p.attn_v = true,
                 "ffn-down" => p.ffn_down = true,
                 "kv" => p.kv = true,
+                "linears" => p.linears = true,
                 _ => return None,
             }
         }
@@ -100,7 +113,7 @@ impl Points {
     }
 
     fn need_store(self) -> bool {
-        self.gains || self.residual || self.attn_v || self.ffn_down
+        self.gains || self.residual || self.attn_v || self.ffn_down || self.linears
     }
 }
 
@@ -137,7 +150,7 @@ impl Pass for Rotate {
             self.points = Points::parse(w).ok_or_else(|| {
                 opts.invalid(
                     "where",
-                    "a comma-separated subset of gains, residual, attn-v, ffn-down, kv (quoted)",
+                    "a comma-separated subset of gains, residual, attn-v, ffn-down, kv, linears (quoted)",
                 )
             })?;
         }
@@ -161,6 +174,9 @@ impl Pass for Rotate {
             "kv",
             "orth-err-max-e18",
         ]);
+        if self.points.linears {
+            stats.add("linears", 0);
+        }
         let store = Store::for_func(f, env, "rotate", self.points.need_store())?;
         let mut signs = SplitMix(self.seed.unwrap_or(0));
         let mut orth = 0.0f64;
@@ -179,10 +195,13 @@ impl Pass for Rotate {
             cx.attn_v()?;
         }
         if self.points.ffn_down {
-            cx.ffn_down()?;
+            cx.online_inputs(false)?;
         }
         if self.points.kv {
             cx.kv()?;
+        }
+        if self.points.linears {
+            cx.online_inputs(true)?;
         }
         let changed = [
             "gains-folded",
@@ -190,6 +209,7 @@ impl Pass for Rotate {
             "attn-v",
             "ffn-down",
             "kv",
+            "linears",
         ]
         .iter()
         .any(|k| stats.get(k) > 0);
@@ -400,12 +420,16 @@ pub(crate) fn insert_after(
 
 /// `max |MᵀM − I|` of the `n × n` row-major `m`.
 pub fn orthogonality_error(m: &[f64], n: usize) -> f64 {
+    let a = nalgebra::DMatrix::from_row_slice(n, n, &m[..n * n]);
+    let g = a.transpose() * &a;
     let mut worst: f64 = 0.0;
-    for i in 0..n {
-        for j in 0..n {
-            let dot: f64 = (0..n).map(|k| m[k * n + i] * m[k * n + j]).sum();
-            let id = if i == j { 1.0 } else { 0.0 };
-            worst = worst.max((dot - id).abs());
+    for ((i, j), v) in g.iter().enumerate().map(|(k, v)| ((k % n, k / n), v)) {
+        let id = if i == j { 1.0 } else { 0.0 };
+        // NaN propagates (f64::max would drop it): a NaN matrix is not orthogonal.
+        let e = (v - id).abs();
+        worst = if e.is_nan() { f64::NAN } else { worst.max(e) };
+        if worst.is_nan() {
+            break;
         }
     }
     worst
@@ -849,9 +873,16 @@ impl Cx<'_> {
         Ok(())
     }
 
-    /// `rotate-ffn-down`: `linear(m, W) -> linear(rotate(hadamard(m), Hᵀ), W)` for `m` the
-    /// output of an elementwise product or activation (nothing upstream can absorb `H`).
-    fn ffn_down(&mut self) -> Result<(), PassError> {
+    /// `rotate-ffn-down` (`all = false`): `linear(m, W) -> linear(rotate(hadamard(m), Hᵀ), W)`
+    /// for `m` the output of an elementwise product or activation (nothing upstream can
+    /// absorb `H`); `rotate-linear-inputs` (`all = true`): the same for every linear whose
+    /// input is not already such a `rotate`.
+    fn online_inputs(&mut self, all: bool) -> Result<(), PassError> {
+        let (point, counter) = if all {
+            ("linear_in", "linears")
+        } else {
+            ("ffn_down", "ffn-down")
+        };
         let lins: Vec<Op> = self
             .f
             .body
@@ -859,13 +890,18 @@ impl Cx<'_> {
             .copied()
             .filter(|&op| {
                 let d = &self.f.ops[op];
-                d.opcode == Opcode::Graph(G::Linear)
-                    && self.f.def_op(d.args[0]).is_some_and(|p| {
-                        matches!(
-                            self.f.ops[p].opcode,
-                            Opcode::Graph(G::Mul | G::Silu | G::Gelu | G::Relu)
-                        )
-                    })
+                if d.opcode != Opcode::Graph(G::Linear) {
+                    return false;
+                }
+                let producer = self.f.def_op(d.args[0]).map(|p| self.f.ops[p].opcode);
+                if all {
+                    producer != Some(Opcode::Rot(R::Rotate))
+                } else {
+                    matches!(
+                        producer,
+                        Some(Opcode::Graph(G::Mul | G::Silu | G::Gelu | G::Relu))
+                    )
+                }
             })
             .collect();
         for (i, lin) in lins.into_iter().enumerate() {
@@ -881,7 +917,7 @@ impl Cx<'_> {
             };
             let ht = self.matrix(
                 lin,
-                &format!("rot.ffn_down.{i}.ht"),
+                &format!("rot.{point}.{i}.ht"),
                 n,
                 transpose(&h, n),
                 mty.elem,
@@ -905,7 +941,7 @@ impl Cx<'_> {
                 loc,
             );
             self.f.ops[lin].args[0] = self.f.result(t);
-            self.stats.bump("ffn-down");
+            self.stats.bump(counter);
         }
         Ok(())
     }
@@ -1281,6 +1317,11 @@ mod tests {
     #[test]
     fn rotate_ffn_down_is_exact() {
         exact("ffn-down", "ffn-down");
+    }
+
+    #[test]
+    fn rotate_linear_inputs_is_exact() {
+        exact("linears", "linears");
     }
 
     #[test]

@@ -38,6 +38,13 @@ const W4_RTN: &str = "quantize-weights{bits=4 group=128 sym=false scheme=rtn}";
 /// Weight-only int4, group 128, asymmetric, AWQ scales.
 const W4_AWQ: &str = "quantize-weights{bits=4 group=128 sym=false scheme=awq awq-tokens=64}";
 
+/// Weight-only int4, group 128, asymmetric, GPTQ with act-order.
+const W4_GPTQ: &str = "quantize-weights{bits=4 group=128 sym=false scheme=gptq}";
+
+/// The same on Hadamard-rotated linear inputs (online `rot.hadamard`, `W·H` folded).
+const W4_GPTQ_HAD: &str = "rotate{where=linears},fold-rotations,cse,\
+quantize-weights{bits=4 group=128 sym=false scheme=gptq}";
+
 /// Cosine similarity of each row (of length `n`) of `a` with the same row of `b`.
 fn row_cosines(a: &[f64], b: &[f64], n: usize) -> Vec<f64> {
     a.chunks(n)
@@ -264,4 +271,61 @@ fn w8a8_alternatives() {
         let (min, _) = report(pipeline, &row_cosines(&emb, &fx.fp32, 384));
         assert!(min > 0.0, "{pipeline} gives embeddings");
     }
+}
+
+/// Weight-only int4 g128 by GPTQ (act-order, damping 0.01) on Hadamard-rotated linear inputs:
+/// lowbit agrees with the numpy emulation (an independent blocked GPTQ; measured cosine
+/// 1 - 1e-6 per sentence: GPTQ rounds f32-model activations' Hessians there, f64 here),
+/// and beats round-to-nearest by 0.016 in the worst sentence (measured min/mean 0.965895 /
+/// 0.976675 against RTN's 0.949339 / 0.957507). The 16 calibration sentences (256 rows,
+/// padding included) are few for GPTQ: with 15k held-out tokens the numpy study reaches
+/// 0.986 min (`scripts/minilm_int4_experiment.py`), still short of the issue's 0.995.
+#[test]
+fn w4_group128_gptq_hadamard() {
+    let fx = shared();
+    let (emb, stats, m) = quantized(fx, W4_GPTQ_HAD);
+    eprintln!("{stats}");
+    for counter in [
+        "linears=36",
+        "folded-into-consumer=36",
+        "kept-hadamard=36",
+        "merged=12",
+        "quantized=36",
+        "gptq-rows=256",
+    ] {
+        assert!(stats.contains(counter), "{counter}: {stats}");
+    }
+    let text = lowbit_dialects::ir::print::print_module(&m);
+    assert_eq!(
+        text.matches("rot.hadamard").count(),
+        24,
+        "one online transform per distinct linear input (q/k/v share one)"
+    );
+    let (min, mean) = report("W4 g128 GPTQ had", &row_cosines(&emb, &fx.fp32, 384));
+    let (agree, _) = report(
+        "W4 g128 GPTQ had lowbit vs numpy emulation",
+        &row_cosines(&emb, &fx.reference["w4_gptq_had"].data, 384),
+    );
+    assert!(agree > 0.9999, "lowbit's GPTQ differs from numpy: {agree}");
+    let (rtn, _, _) = quantized(fx, W4_RTN);
+    let (rtn_min, rtn_mean) = report("W4 g128 RTN", &row_cosines(&rtn, &fx.fp32, 384));
+    assert!(
+        min > rtn_min + 0.01 && mean > rtn_mean + 0.01,
+        "GPTQ had {min}/{mean} vs RTN {rtn_min}/{rtn_mean}"
+    );
+}
+
+/// GPTQ without the rotation (measured min/mean 0.958770 / 0.970260; numpy 0.958793 /
+/// 0.970262). Run with `--ignored` (half a minute in the test profile).
+#[test]
+#[ignore]
+fn w4_group128_gptq_plain() {
+    let fx = shared();
+    let (emb, _, _) = quantized(fx, W4_GPTQ);
+    report("W4 g128 GPTQ", &row_cosines(&emb, &fx.fp32, 384));
+    let (agree, _) = report(
+        "W4 g128 GPTQ lowbit vs numpy emulation",
+        &row_cosines(&emb, &fx.reference["w4_gptq"].data, 384),
+    );
+    assert!(agree > 0.9999, "lowbit's GPTQ differs from numpy: {agree}");
 }

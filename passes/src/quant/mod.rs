@@ -4,8 +4,9 @@
 //! Three passes share the helpers here:
 //!
 //! - [`migrate_scales`] (`migrate-scales{alpha=0.5}`): SmoothQuant scale migration, EXACT-R.
-//! - [`quantize_weights`] (`quantize-weights{bits group scheme sym}`): RTN or AWQ weight
-//!   quantization into `graph.weight` integers + scales feeding `lowbit.dequantize`, APPROX.
+//! - [`quantize_weights`] (`quantize-weights{bits group scheme sym}`): RTN, AWQ or GPTQ weight
+//!   quantization into `graph.weight` integers + scales feeding `lowbit.dequantize`, APPROX;
+//!   `scheme=gptq` rounds with [`gptq`] (GPTQ, error feedback under calibration Hessians).
 //! - [`quantize_activations`] (`quantize-activations{bits granularity mode}`): int8 (or int4)
 //!   activations in front of linears with quantized weights, as `lowbit.qmatmul`, APPROX.
 //!
@@ -16,6 +17,7 @@
 //! Linear weights are `[out, in]` (PyTorch's layout, `graph.linear`'s `w`); input channel
 //! `j` of a linear is column `j` of its weight and the last dim of its `x`.
 
+pub mod gptq;
 pub mod migrate_scales;
 pub mod quantize_activations;
 pub mod quantize_weights;

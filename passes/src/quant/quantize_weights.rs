@@ -1,5 +1,6 @@
-//! `quantize-weights{bits=8|4 group=128 scheme=rtn|awq sym=true|false awq-tokens=256}`:
-//! weight quantization of `graph.linear` (techniques.md §4.1, §4.4; rewrite R11), APPROX.
+//! `quantize-weights{bits=8|4 group=128 scheme=rtn|awq|gptq sym=true|false awq-tokens=256
+//! damp=0.01 act-order=true}`: weight quantization of `graph.linear` (techniques.md §4.1,
+//! §4.4; rewrite R11), APPROX.
 //!
 //! Rule `quantize-linear-weight` (APPROX): a `graph.weight W [out, in]` whose every use is the
 //! weight operand of a `graph.linear` becomes
@@ -30,8 +31,15 @@
 //! migrate it exactly (EXACT-R, as `migrate-scales`: into the producing norm or linear, else
 //! an explicit `x · (1/s)`). AWQ's clip search is not done. Needs `--calibration`.
 //!
+//! `scheme=gptq` (APPROX): the codes, scales and zero points of [`super::gptq`] (same storage
+//! format): every calibration row of the weight's inputs (over all the linears that share the
+//! weight) goes into `H = XᵀX`; `damp` is GPTQ's damping fraction, `act-order` its column
+//! order. Pair it with `rotate{where=linears}` + `fold-rotations` for GPTQ on
+//! Hadamard-rotated inputs (QuIP#/QuaRot incoherence processing). Needs `--calibration`.
+//!
 //! Stats: `quantized`, `linears`, `awq-scaled`, `awq-identity`, `skipped-other-use`,
-//! `skipped-not-weight`, `skipped-rank`.
+//! `skipped-not-weight`, `skipped-rank`; with `scheme=gptq` also `gptq-rows` (calibration rows
+//! per Hessian, the largest).
 
 use lowbit_dialects::graph::Op as G;
 use lowbit_dialects::interp::Tensor;
@@ -40,6 +48,7 @@ use lowbit_dialects::lowbit::Op as L;
 use lowbit_dialects::numeric::round_half_even;
 use lowbit_dialects::Opcode;
 
+use super::gptq::{gptq, hessian, GptqOptions};
 use super::migrate_scales::{groups, migrate};
 use super::{add_weight, capture, round_elem, sample_rows, stored, tensor, weight_name};
 use crate::pass::{Pass, PassEnv, PassError, PassResult, Stats};
@@ -55,6 +64,8 @@ pub enum Scheme {
     Rtn,
     /// Activation-aware per-input-channel scales, then round to nearest.
     Awq,
+    /// GPTQ: column by column, errors spread over the columns not yet rounded.
+    Gptq,
 }
 
 /// The `quantize-weights` pass.
@@ -70,6 +81,8 @@ pub struct QuantizeWeights {
     pub scheme: Scheme,
     /// Calibration rows the AWQ search uses per activation.
     pub awq_tokens: usize,
+    /// GPTQ's damping and column order.
+    pub gptq: GptqOptions,
 }
 
 impl Default for QuantizeWeights {
@@ -80,6 +93,7 @@ impl Default for QuantizeWeights {
             sym: true,
             scheme: Scheme::Rtn,
             awq_tokens: 256,
+            gptq: GptqOptions::default(),
         }
     }
 }
@@ -276,7 +290,8 @@ impl Pass for QuantizeWeights {
             self.scheme = match s {
                 "rtn" => Scheme::Rtn,
                 "awq" => Scheme::Awq,
-                _ => return Err(opts.invalid("scheme", "rtn or awq")),
+                "gptq" => Scheme::Gptq,
+                _ => return Err(opts.invalid("scheme", "rtn, awq or gptq")),
             };
         }
         if let Some(n) = opts.usize("awq-tokens")? {
@@ -284,6 +299,19 @@ impl Pass for QuantizeWeights {
                 return Err(opts.invalid("awq-tokens", "a positive integer"));
             }
             self.awq_tokens = n;
+        }
+        if let Some(d) = opts.string("damp")? {
+            self.gptq.damp = match d.parse::<f64>() {
+                Ok(v) if v.is_finite() && v >= 0.0 => v,
+                _ => return Err(opts.invalid("damp", "a non-negative number")),
+            };
+        }
+        if let Some(s) = opts.string("act-order")? {
+            self.gptq.act_order = match s {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                _ => return Err(opts.invalid("act-order", "true or false")),
+            };
         }
         Ok(())
     }
@@ -340,9 +368,31 @@ impl Pass for QuantizeWeights {
             }
             todo.push(l.w);
         }
-        for w in todo {
+        let hessians = if self.scheme == Scheme::Gptq {
+            self.hessians(f, env, &todo, &mut stats)?
+        } else {
+            Vec::new()
+        };
+        for (i, w) in todo.into_iter().enumerate() {
             stats.add("linears", users.ops[w].len() as u64);
-            self.quantize_one(f, env, &cfg, w)?;
+            let t = stored(NAME, f, &env.weights, w)?;
+            let (out, inn) = (t.ty.shape[0] as usize, t.ty.shape[1] as usize);
+            let qw = match hessians.get(i) {
+                Some(h) => gptq(&cfg, &self.gptq, &t.data, out, inn, h).map_err(|e| {
+                    let op = f.def_op(w).expect("weights are op results");
+                    PassError::Op {
+                        pass: NAME,
+                        op: "graph.weight",
+                        loc: f.ops[op].loc.clone(),
+                        message: format!(
+                            "GPTQ of weight {}: {e}",
+                            weight_name(f, w).expect("checked")
+                        ),
+                    }
+                })?,
+                None => cfg.quantize(&t.data, out, inn),
+            };
+            self.quantize_one(f, env, &cfg, w, qw)?;
             stats.bump("quantized");
         }
         Ok(PassResult::from_stats(stats))
@@ -350,17 +400,53 @@ impl Pass for QuantizeWeights {
 }
 
 impl QuantizeWeights {
-    /// Replaces weight `w` by `dequantize(qweight, scales[, qzeros])`.
+    /// GPTQ's Hessian `XᵀX` of each weight in `ws`, over the calibration inputs of every
+    /// linear that reads it (one calibration run for all).
+    fn hessians(
+        &self,
+        f: &Func,
+        env: &PassEnv,
+        ws: &[Value],
+        stats: &mut Stats,
+    ) -> Result<Vec<Vec<f64>>, PassError> {
+        let lins: Vec<(usize, Value)> = super::linears(f)
+            .into_iter()
+            .filter_map(|l| ws.iter().position(|&w| w == l.w).map(|i| (i, l.x)))
+            .collect();
+        let xs: Vec<Value> = lins.iter().map(|&(_, x)| x).collect();
+        let acts = capture(NAME, f, env, &xs)?;
+        let mut hs: Vec<Vec<f64>> = ws
+            .iter()
+            .map(|&w| {
+                let inn = f.ty(w).shape[1] as usize;
+                vec![0.0; inn * inn]
+            })
+            .collect();
+        let mut rows_max = 0u64;
+        let mut rows = vec![0u64; ws.len()];
+        for (&(i, _), act) in lins.iter().zip(&acts) {
+            let inn = f.ty(ws[i]).shape[1] as usize;
+            let (x, n) = sample_rows(act, usize::MAX);
+            let h = hessian(&x, n, inn);
+            hs[i].iter_mut().zip(h).for_each(|(a, b)| *a += b);
+            rows[i] += n as u64;
+            rows_max = rows_max.max(rows[i]);
+        }
+        stats.add("gptq-rows", rows_max);
+        Ok(hs)
+    }
+
+    /// Replaces weight `w` by `dequantize(qweight, scales[, qzeros])` with the codes `qw`.
     fn quantize_one(
         &self,
         f: &mut Func,
         env: &mut PassEnv,
         cfg: &QConfig,
         w: Value,
+        qw: QWeight,
     ) -> Result<(), PassError> {
         let t = stored(NAME, f, &env.weights, w)?;
         let (out, inn) = (t.ty.shape[0] as usize, t.ty.shape[1] as usize);
-        let qw = cfg.quantize(&t.data, out, inn);
         let wty = t.ty.clone();
         let wop = f.def_op(w).expect("weights are op results");
         let name = weight_name(f, w).expect("checked").to_string();
