@@ -29,9 +29,10 @@
 //! other op than a linear (`kept-rotate`).
 //!
 //! When calibration inputs fit the function, the pass also evaluates it before and after
-//! on them and fails if an output moved by more than [`CALIBRATION_TOLERANCE`] relative
-//! (`calibration-sets`, `calib-rel-err-e18`): the rotated graph must equal the original
-//! before quantization.
+//! on them (the first [`CALIBRATION_CHECK_SETS`] sets: a check, not a calibration, so a
+//! large calibration set does not make it slow) and fails if an output moved by more than
+//! [`CALIBRATION_TOLERANCE`] relative (`calibration-sets`, `calib-rel-err-e18`): the rotated
+//! graph must equal the original before quantization.
 //!
 //! New tensors go where the old ones were: a folded `graph.weight` becomes a new store entry
 //! named `<name>.rot` (`.rot.1`, ... when taken; `weights_changed` is set), a folded
@@ -163,8 +164,12 @@ impl Pass for FoldRotations {
     }
 }
 
-/// Evaluates `before` and `after` on every calibration set of `env` that fits and fails when
-/// an output differs by more than [`CALIBRATION_TOLERANCE`] (`max|Δ| / max|before|`).
+/// Calibration sets the exactness check evaluates at most.
+pub const CALIBRATION_CHECK_SETS: usize = 4;
+
+/// Evaluates `before` and `after` on the first [`CALIBRATION_CHECK_SETS`] calibration sets
+/// of `env` that fit and fails when an output differs by more than
+/// [`CALIBRATION_TOLERANCE`] (`max|Δ| / max|before|`).
 /// Counters: `calibration-sets`, `calib-rel-err-e18` (the largest such ratio × 10¹⁸).
 fn check_calibration(
     before: &Func,
@@ -173,7 +178,11 @@ fn check_calibration(
     stats: &mut Stats,
 ) -> Result<(), PassError> {
     let mut worst: f64 = 0.0;
-    for set in env.calibration_for(before) {
+    for set in env
+        .calibration_for(before)
+        .into_iter()
+        .take(CALIBRATION_CHECK_SETS)
+    {
         // A graph the interpreter cannot run (elided constants, ...) is not checked.
         let (Ok(ob), Ok(oa)) = (
             run_func(before, set, &env.weights),
@@ -604,6 +613,14 @@ func @b(%x: tensor<2x4xf64>) -> tensor<2x4xf64> {
         assert_eq!(stats.get("calibration-sets"), 1);
         let e = check_calibration(&m.funcs[0], &m.funcs[1], &env, &mut stats).unwrap_err();
         assert!(e.to_string().contains("calibration inputs"), "{e}");
+        // A large calibration set is checked on its first sets only.
+        let many = PassEnv {
+            calibration: vec![env.calibration[0].clone(); CALIBRATION_CHECK_SETS + 2],
+            ..PassEnv::default()
+        };
+        let mut stats = Stats::default();
+        check_calibration(&m.funcs[0], &m.funcs[0], &many, &mut stats).unwrap();
+        assert_eq!(stats.get("calibration-sets"), CALIBRATION_CHECK_SETS as u64);
     }
 
     #[test]

@@ -52,13 +52,16 @@ pub fn eval(op: Op, cx: &EvalCx<'_>) -> EvalResult {
                 ));
             }
             map_lanes(&x.data, &shape, axis, |lane| {
+                // out_j = Σ_i x_i · R[i, j], accumulated in order of i (as a left-to-right
+                // sum per j would) but reading R row by row: a column walk of a large R
+                // misses the cache on every element.
                 let src = lane.to_vec();
-                for (j, out) in lane.iter_mut().enumerate() {
-                    *out = src
-                        .iter()
-                        .enumerate()
-                        .map(|(i, v)| v * r.data[i * n + j])
-                        .sum();
+                lane.fill(-0.0);
+                for (i, v) in src.iter().enumerate() {
+                    let row = &r.data[i * n..(i + 1) * n];
+                    for (out, rv) in lane.iter_mut().zip(row) {
+                        *out += v * rv;
+                    }
                 }
             })
         }
