@@ -19,8 +19,8 @@ tokens, and writes to OUT.npz:
 - w4: weight-only int4 asymmetric per group of 128 input channels (AWQ's
   pseudo_quantize_tensor: scale = (max-min)/15, zero = clamp(-round(min/scale), 0, 15));
 - w4_gptq: the same format, codes by GPTQ with act-order and damping 0.01, H = XᵀX over
-  every calibration token of each linear's input (padding tokens included, as the pass sees
-  them), the group parameters from the partly updated weights (the blocked numpy GPTQ of
+  the calibration tokens of each linear's input (padding tokens left out, as the pass's
+  calib-mask=1 does), the group parameters from the partly updated weights (the blocked numpy GPTQ of
   minilm_int4_experiment.py, written from the paper);
 - w4_gptq_had: w4_gptq on Hadamard-rotated inputs: x -> x·H/√n, W -> W·H/√n (H the
   order-n Hadamard matrix rot.hadamard means), then GPTQ of W·H/√n.
@@ -173,15 +173,16 @@ def main():
 
     # Calibration: max |x| per input channel of every linear, over every calibration set;
     # and the rows themselves (every token, padding included) for GPTQ's Hessians.
-    amax, rows = {}, {}
+    amax, rows, cur_mask = {}, {}, [None]
 
     def record(x, p):
         m = np.abs(x).reshape(-1, x.shape[-1]).max(0)
         amax[p] = np.maximum(amax.get(p, 0), m)
-        rows.setdefault(p, []).append(x.reshape(-1, x.shape[-1]))
+        rows.setdefault(p, []).append(x.reshape(-1, x.shape[-1])[cur_mask[0].reshape(-1) != 0])
         return plain(x, p)
 
     for b in range(0, n_cal, batch):
+        cur_mask[0] = cal[1][b: b + batch]
         bert(w, *(c[b: b + batch] for c in cal), record)
     smooth, qw = {}, {}
     for i in range(6):

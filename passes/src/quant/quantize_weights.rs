@@ -1,5 +1,5 @@
 //! `quantize-weights{bits=8|4 group=128 scheme=rtn|awq|gptq sym=true|false awq-tokens=256
-//! damp=0.01 act-order=true}`: weight quantization of `graph.linear` (techniques.md §4.1,
+//! damp=0.01 act-order=true calib-mask=N}`: weight quantization of `graph.linear` (techniques.md §4.1,
 //! §4.4; rewrite R11), APPROX.
 //!
 //! Rule `quantize-linear-weight` (APPROX): a `graph.weight W [out, in]` whose every use is the
@@ -34,7 +34,10 @@
 //! `scheme=gptq` (APPROX): the codes, scales and zero points of [`super::gptq`] (same storage
 //! format): every calibration row of the weight's inputs (over all the linears that share the
 //! weight) goes into `H = XᵀX`; `damp` is GPTQ's damping fraction, `act-order` its column
-//! order. Pair it with `rotate{where=linears}` + `fold-rotations` for GPTQ on
+//! order. `calib-mask=N` names a parameter holding a token mask (an attention mask
+//! `[batch, seq]`): calibration rows of an input with one row per mask element are left out
+//! where the mask is 0 (padding tokens), other inputs keep every row (`gptq-unmasked`
+//! counts those). Pair it with `rotate{where=linears}` + `fold-rotations` for GPTQ on
 //! Hadamard-rotated inputs (QuIP#/QuaRot incoherence processing). Needs `--calibration`.
 //!
 //! Stats: `quantized`, `linears`, `awq-scaled`, `awq-identity`, `skipped-other-use`,
@@ -83,6 +86,8 @@ pub struct QuantizeWeights {
     pub awq_tokens: usize,
     /// GPTQ's damping and column order.
     pub gptq: GptqOptions,
+    /// The parameter holding a token mask for GPTQ's calibration rows.
+    pub calib_mask: Option<usize>,
 }
 
 impl Default for QuantizeWeights {
@@ -94,6 +99,7 @@ impl Default for QuantizeWeights {
             scheme: Scheme::Rtn,
             awq_tokens: 256,
             gptq: GptqOptions::default(),
+            calib_mask: None,
         }
     }
 }
@@ -306,6 +312,7 @@ impl Pass for QuantizeWeights {
                 _ => return Err(opts.invalid("damp", "a non-negative number")),
             };
         }
+        self.calib_mask = opts.usize("calib-mask")?.or(self.calib_mask);
         if let Some(s) = opts.string("act-order")? {
             self.gptq.act_order = match s {
                 "true" | "1" => true,
@@ -414,6 +421,22 @@ impl QuantizeWeights {
             .filter_map(|l| ws.iter().position(|&w| w == l.w).map(|i| (i, l.x)))
             .collect();
         let xs: Vec<Value> = lins.iter().map(|&(_, x)| x).collect();
+        let masks: Vec<&Tensor> = match self.calib_mask {
+            None => Vec::new(),
+            Some(k) if k >= f.params.len() => {
+                return Err(PassError::Op {
+                    pass: NAME,
+                    op: "func",
+                    loc: f.loc.clone(),
+                    message: format!(
+                        "calib-mask={k} names no parameter: @{} has {}",
+                        f.name,
+                        f.params.len()
+                    ),
+                })
+            }
+            Some(k) => env.calibration_for(f).iter().map(|set| &set[k]).collect(),
+        };
         let acts = capture(NAME, f, env, &xs)?;
         let mut hs: Vec<Vec<f64>> = ws
             .iter()
@@ -426,11 +449,44 @@ impl QuantizeWeights {
         let mut rows = vec![0u64; ws.len()];
         for (&(i, _), act) in lins.iter().zip(&acts) {
             let inn = f.ty(ws[i]).shape[1] as usize;
-            let (x, n) = sample_rows(act, usize::MAX);
+            let masked = !masks.is_empty()
+                && act
+                    .iter()
+                    .zip(&masks)
+                    .all(|(a, m)| a.data.len() == m.data.len() * inn);
+            if !masks.is_empty() && !masked {
+                stats.bump("gptq-unmasked");
+            }
+            let (x, n) = if masked {
+                let mut x = Vec::new();
+                for (a, m) in act.iter().zip(&masks) {
+                    for (row, &keep) in a.data.chunks(inn).zip(&m.data) {
+                        if keep != 0.0 {
+                            x.extend_from_slice(row);
+                        }
+                    }
+                }
+                let n = x.len() / inn;
+                (x, n)
+            } else {
+                sample_rows(act, usize::MAX)
+            };
             let h = hessian(&x, n, inn);
             hs[i].iter_mut().zip(h).for_each(|(a, b)| *a += b);
             rows[i] += n as u64;
             rows_max = rows_max.max(rows[i]);
+        }
+        if let Some(i) = rows.iter().position(|&r| r == 0) {
+            let op = f.def_op(ws[i]).expect("weights are op results");
+            return Err(PassError::Op {
+                pass: NAME,
+                op: "graph.weight",
+                loc: f.ops[op].loc.clone(),
+                message: format!(
+                    "GPTQ of weight {} has no calibration rows (every token masked out)",
+                    weight_name(f, ws[i]).unwrap_or("?")
+                ),
+            });
         }
         stats.add("gptq-rows", rows_max);
         Ok(hs)
