@@ -70,103 +70,137 @@ fn check_all(names: &[&str]) {
     }
 }
 
+const SKIP_LAYER_NORMALIZATION: &[&str] = &["skip_layer_norm", "skip_layer_norm_broadcast_skip"];
+
 #[test]
 fn skip_layer_normalization_matches_onnxruntime() {
-    check_all(&["skip_layer_norm", "skip_layer_norm_broadcast_skip"]);
+    check_all(SKIP_LAYER_NORMALIZATION);
 }
+
+const SKIP_SIMPLIFIED_LAYER_NORMALIZATION: &[&str] = &["skip_simplified_layer_norm"];
 
 #[test]
 fn skip_simplified_layer_normalization_matches_onnxruntime() {
-    check_all(&["skip_simplified_layer_norm"]);
+    check_all(SKIP_SIMPLIFIED_LAYER_NORMALIZATION);
 }
+
+const SIMPLIFIED_LAYER_NORMALIZATION: &[&str] =
+    &["simplified_layer_norm", "simplified_layer_norm_axis1"];
 
 #[test]
 fn simplified_layer_normalization_matches_onnxruntime() {
-    check_all(&["simplified_layer_norm", "simplified_layer_norm_axis1"]);
+    check_all(SIMPLIFIED_LAYER_NORMALIZATION);
 }
+
+const GELU_FAMILY: &[&str] = &[
+    "gelu",
+    "bias_gelu",
+    "fast_gelu",
+    "fast_gelu_no_bias",
+    "quick_gelu",
+    "quick_gelu_alpha",
+];
 
 #[test]
 fn gelu_family_matches_onnxruntime() {
-    check_all(&[
-        "gelu",
-        "bias_gelu",
-        "fast_gelu",
-        "fast_gelu_no_bias",
-        "quick_gelu",
-        "quick_gelu_alpha",
-    ]);
+    check_all(GELU_FAMILY);
 }
+
+const ROTARY_EMBEDDING: &[&str] = &[
+    "rotary_3d",
+    "rotary_3d_interleaved",
+    "rotary_4d",
+    "rotary_offset",
+    "rotary_partial",
+];
 
 #[test]
 fn rotary_embedding_matches_onnxruntime() {
-    check_all(&[
-        "rotary_3d",
-        "rotary_3d_interleaved",
-        "rotary_4d",
-        "rotary_offset",
-        "rotary_partial",
-    ]);
+    check_all(ROTARY_EMBEDDING);
 }
+
+const EMBED_LAYER_NORMALIZATION: &[&str] = &["embed_layer_norm", "embed_layer_norm_no_segment"];
 
 #[test]
 fn embed_layer_normalization_matches_onnxruntime() {
-    check_all(&["embed_layer_norm", "embed_layer_norm_no_segment"]);
+    check_all(EMBED_LAYER_NORMALIZATION);
 }
+
+const ATTENTION: &[&str] = &[
+    "attention",
+    "attention_raw_mask",
+    "attention_end_mask",
+    "attention_unidirectional",
+    "attention_past",
+    "attention_bias_scale",
+    "attention_qkv_sizes",
+];
 
 #[test]
 fn attention_matches_onnxruntime() {
-    check_all(&[
-        "attention",
-        "attention_raw_mask",
-        "attention_end_mask",
-        "attention_unidirectional",
-        "attention_past",
-        "attention_bias_scale",
-        "attention_qkv_sizes",
-    ]);
+    check_all(ATTENTION);
 }
+
+const QATTENTION: &[&str] = &["qattention", "qattention_per_column_mask"];
 
 #[test]
 fn qattention_matches_onnxruntime() {
-    check_all(&["qattention", "qattention_per_column_mask"]);
+    check_all(QATTENTION);
 }
+
+const MULTI_HEAD_ATTENTION: &[&str] = &[
+    "mha",
+    "mha_bias_mask",
+    "mha_past_causal",
+    "mha_attention_bias",
+    "mha_bnsh_kv",
+];
 
 #[test]
 fn multi_head_attention_matches_onnxruntime() {
-    check_all(&[
-        "mha",
-        "mha_bias_mask",
-        "mha_past_causal",
-        "mha_attention_bias",
-        "mha_bnsh_kv",
-    ]);
+    check_all(MULTI_HEAD_ATTENTION);
 }
+
+const GROUP_QUERY_ATTENTION: &[&str] = &[
+    "gqa_prompt",
+    "gqa_prompt_padded_keys",
+    "gqa_decode_past",
+    "gqa_rotary_past",
+    "gqa_packed_rotary_interleaved",
+];
 
 #[test]
 fn group_query_attention_matches_onnxruntime() {
-    check_all(&[
-        "gqa_prompt",
-        "gqa_prompt_padded_keys",
-        "gqa_decode_past",
-        "gqa_rotary_past",
-        "gqa_packed_rotary_interleaved",
-    ]);
+    check_all(GROUP_QUERY_ATTENTION);
 }
+
+const GROUP_QUERY_ATTENTION_SOFTCAP_SINK_WINDOW: &[&str] = &[
+    "gqa_softcap",
+    "gqa_local_window",
+    "gqa_head_sink",
+    "gqa_smooth_softmax",
+    "gqa_softcap_bias_window",
+    "gqa_decode_softcap_window",
+];
 
 /// GroupQueryAttention's score modifiers: softcap and head sinks / smooth softmax (the
 /// importer decomposes such an attention into graph ops), local windows (a constant mask),
 /// with an attention bias, and in a decode step with a past.
 #[test]
 fn group_query_attention_softcap_sink_window_match_onnxruntime() {
-    check_all(&[
-        "gqa_softcap",
-        "gqa_local_window",
-        "gqa_head_sink",
-        "gqa_smooth_softmax",
-        "gqa_softcap_bias_window",
-        "gqa_decode_softcap_window",
-    ]);
+    check_all(GROUP_QUERY_ATTENTION_SOFTCAP_SINK_WINDOW);
 }
+
+const GROUP_QUERY_ATTENTION_QUANTIZED_KV_CACHE: &[&str] = &[
+    "gqa_kv8_per_tensor_1",
+    "gqa_kv8_per_tensor_4",
+    "gqa_kv8_per_channel_1",
+    "gqa_kv8_per_channel_4",
+    "gqa_kv4_per_tensor_1",
+    "gqa_kv4_per_tensor_4",
+    "gqa_kv4_per_channel_1",
+    "gqa_kv4_per_channel_4",
+];
 
 /// GroupQueryAttention with a quantized KV cache (`k_quant_type`/`v_quant_type`
 /// PER_TENSOR and PER_CHANNEL, `kv_cache_bit_width` 8 and 4): the present caches are the
@@ -175,16 +209,7 @@ fn group_query_attention_softcap_sink_window_match_onnxruntime() {
 /// reads the dequantized cache. One decode step and a 4-token continuation each.
 #[test]
 fn group_query_attention_quantized_kv_cache_matches_onnxruntime() {
-    check_all(&[
-        "gqa_kv8_per_tensor_1",
-        "gqa_kv8_per_tensor_4",
-        "gqa_kv8_per_channel_1",
-        "gqa_kv8_per_channel_4",
-        "gqa_kv4_per_tensor_1",
-        "gqa_kv4_per_tensor_4",
-        "gqa_kv4_per_channel_1",
-        "gqa_kv4_per_channel_4",
-    ]);
+    check_all(GROUP_QUERY_ATTENTION_QUANTIZED_KV_CACHE);
 }
 
 /// Every case the script writes is one the tests above check, and the other way round.
@@ -198,60 +223,23 @@ fn every_case_is_checked() {
             written.insert(name);
         }
     }
-    let listed: Vec<&str> = vec![
-        "skip_layer_norm",
-        "skip_layer_norm_broadcast_skip",
-        "skip_simplified_layer_norm",
-        "simplified_layer_norm",
-        "simplified_layer_norm_axis1",
-        "gelu",
-        "bias_gelu",
-        "fast_gelu",
-        "fast_gelu_no_bias",
-        "quick_gelu",
-        "quick_gelu_alpha",
-        "rotary_3d",
-        "rotary_3d_interleaved",
-        "rotary_4d",
-        "rotary_offset",
-        "rotary_partial",
-        "embed_layer_norm",
-        "embed_layer_norm_no_segment",
-        "attention",
-        "attention_raw_mask",
-        "attention_end_mask",
-        "attention_unidirectional",
-        "attention_past",
-        "attention_bias_scale",
-        "attention_qkv_sizes",
-        "qattention",
-        "qattention_per_column_mask",
-        "mha",
-        "mha_bias_mask",
-        "mha_past_causal",
-        "mha_attention_bias",
-        "mha_bnsh_kv",
-        "gqa_prompt",
-        "gqa_prompt_padded_keys",
-        "gqa_decode_past",
-        "gqa_rotary_past",
-        "gqa_packed_rotary_interleaved",
-        "gqa_softcap",
-        "gqa_local_window",
-        "gqa_head_sink",
-        "gqa_smooth_softmax",
-        "gqa_softcap_bias_window",
-        "gqa_decode_softcap_window",
-        "gqa_kv8_per_tensor_1",
-        "gqa_kv8_per_tensor_4",
-        "gqa_kv8_per_channel_1",
-        "gqa_kv8_per_channel_4",
-        "gqa_kv4_per_tensor_1",
-        "gqa_kv4_per_tensor_4",
-        "gqa_kv4_per_channel_1",
-        "gqa_kv4_per_channel_4",
-    ];
-    let listed: BTreeSet<String> = listed.into_iter().map(String::from).collect();
+    let listed: BTreeSet<String> = [
+        SKIP_LAYER_NORMALIZATION,
+        SKIP_SIMPLIFIED_LAYER_NORMALIZATION,
+        SIMPLIFIED_LAYER_NORMALIZATION,
+        GELU_FAMILY,
+        ROTARY_EMBEDDING,
+        EMBED_LAYER_NORMALIZATION,
+        ATTENTION,
+        QATTENTION,
+        MULTI_HEAD_ATTENTION,
+        GROUP_QUERY_ATTENTION,
+        GROUP_QUERY_ATTENTION_SOFTCAP_SINK_WINDOW,
+        GROUP_QUERY_ATTENTION_QUANTIZED_KV_CACHE,
+    ]
+    .iter()
+    .flat_map(|group| group.iter().map(|n| n.to_string()))
+    .collect();
     assert_eq!(
         written, listed,
         "cases the script writes vs cases the tests check"
