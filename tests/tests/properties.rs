@@ -529,29 +529,28 @@ fn unary(gen: &mut Gen, op: graph::Op, elems: &'static [Elem]) -> Option<()> {
 }
 
 fn binary(gen: &mut Gen, op: graph::Op, elems: &'static [Elem]) -> Option<()> {
+    broadcast_pair(gen, op, elems, None)
+}
+
+/// A comparison: operands of any one element type, broadcast; an `i1` result.
+fn compare(gen: &mut Gen, op: graph::Op) -> Option<()> {
+    broadcast_pair(gen, op, Elem::ALL, Some(Elem::I1))
+}
+
+/// Two operands of one element type from `elems`, broadcast against each other in either
+/// order; the result has their element type, or `result` when given.
+fn broadcast_pair(
+    gen: &mut Gen,
+    op: graph::Op,
+    elems: &'static [Elem],
+    result: Option<Elem>,
+) -> Option<()> {
     let x = gen.input_of(elems, 0, 4);
     let tx = gen.ty(x);
     let r = gen.rng.gen_range(0..=4);
     let s = gen.partner(&tx.shape, r);
     let y = gen.value(TensorType::new(s.clone(), tx.elem));
-    let out = TensorType::new(bcast(&tx.shape, &s), tx.elem);
-    let args = if gen.coin(0.5) {
-        vec![x, y]
-    } else {
-        vec![y, x]
-    };
-    gen.emit1(g(op), args, Attrs::new(), out);
-    Some(())
-}
-
-/// A comparison: operands of any one element type, broadcast; an `i1` result.
-fn compare(gen: &mut Gen, op: graph::Op) -> Option<()> {
-    let x = gen.input_of(Elem::ALL, 0, 4);
-    let tx = gen.ty(x);
-    let r = gen.rng.gen_range(0..=4);
-    let s = gen.partner(&tx.shape, r);
-    let y = gen.value(TensorType::new(s.clone(), tx.elem));
-    let out = TensorType::new(bcast(&tx.shape, &s), Elem::I1);
+    let out = TensorType::new(bcast(&tx.shape, &s), result.unwrap_or(tx.elem));
     let args = if gen.coin(0.5) {
         vec![x, y]
     } else {
