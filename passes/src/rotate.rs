@@ -424,13 +424,12 @@ pub fn orthogonality_error(m: &[f64], n: usize) -> f64 {
     let g = a.transpose() * &a;
     let mut worst: f64 = 0.0;
     for ((i, j), v) in g.iter().enumerate().map(|(k, v)| ((k % n, k / n), v)) {
-        let id = if i == j { 1.0 } else { 0.0 };
-        // NaN propagates (f64::max would drop it): a NaN matrix is not orthogonal.
-        let e = (v - id).abs();
-        worst = if e.is_nan() { f64::NAN } else { worst.max(e) };
-        if worst.is_nan() {
-            break;
+        let e = (v - if i == j { 1.0 } else { 0.0 }).abs();
+        if e.is_nan() {
+            // f64::max would drop it: a NaN matrix is not orthogonal.
+            return f64::NAN;
         }
+        worst = worst.max(e);
     }
     worst
 }

@@ -11,7 +11,7 @@
 //! 3. Damping: `H += damp · mean(diag H) · I`, then `U` = the upper Cholesky factor of `H⁻¹`
 //!    (`H⁻¹ = UᵀU`).
 //! 4. For each column `j` in order: when it is the first of its quantization group to come
-//!    up, the group's scale and zero point are computed ([`QConfig`]'s min/max formulas) from
+//!    up, the group's scale and zero point are computed ([`QConfig::group_params`]) from
 //!    the group's columns as they stand then (updated by the errors spread so far); the
 //!    column is rounded with them, `e = (w_j − ŵ_j) / U_jj`, and `w_k −= e · U_jk` for every
 //!    later column `k`.
@@ -24,10 +24,6 @@
 use nalgebra::DMatrix;
 
 use super::quantize_weights::{QConfig, QWeight};
-use lowbit_dialects::ir::Elem;
-use lowbit_dialects::numeric::round_half_even;
-
-use super::round_elem;
 
 /// GPTQ options.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -65,34 +61,6 @@ pub fn hessian(x: &[f64], rows: usize, inn: usize) -> Vec<f64> {
     let h = m.transpose() * &m;
     // DMatrix is column-major; H is symmetric, so its storage is also the row-major form.
     h.as_slice().to_vec()
-}
-
-/// Scale and zero point of one group's values (zero 0 when symmetric), as
-/// [`QConfig::quantize`] computes them.
-fn group_params(cfg: &QConfig, vals: impl Iterator<Item = f64> + Clone) -> (f64, f64) {
-    if cfg.sym {
-        let qmax = ((1u32 << (cfg.bits - 1)) - 1) as f64;
-        let amax = vals.fold(0.0f64, |m, v| m.max(v.abs()));
-        let s = round_elem(amax / qmax, Elem::F32);
-        (if s > 0.0 { s } else { 1.0 }, 0.0)
-    } else {
-        let qmax = ((1u32 << cfg.bits) - 1) as f64;
-        let mx = vals.clone().fold(f64::NEG_INFINITY, f64::max);
-        let mn = vals.fold(f64::INFINITY, f64::min);
-        let s = round_elem((mx - mn).max(1e-5) / qmax, Elem::F32);
-        (s, (-round_half_even(mn / s)).clamp(0.0, qmax))
-    }
-}
-
-/// The code of `v` with scale `s` and zero `z`.
-fn code(cfg: &QConfig, v: f64, s: f64, z: f64) -> f64 {
-    if cfg.sym {
-        let qmax = ((1u32 << (cfg.bits - 1)) - 1) as f64;
-        round_half_even(v / s).clamp(-qmax - 1.0, qmax)
-    } else {
-        let qmax = ((1u32 << cfg.bits) - 1) as f64;
-        (round_half_even(v / s) + z).clamp(0.0, qmax)
-    }
 }
 
 /// GPTQ of `w` (`[out, in]`, row-major) under the Hessian `hess` (`[in, in]`).
@@ -166,7 +134,7 @@ pub fn gptq(
             for o in 0..out {
                 let row = &wp[o * inn..(o + 1) * inn];
                 let cols = k * g..((k + 1) * g).min(inn);
-                let (s, z) = group_params(cfg, cols.map(|cc| row[pos[cc]]));
+                let (s, z) = cfg.group_params(cols.map(|cc| row[pos[cc]]));
                 scales[o * groups + k] = s;
                 zeros[o * groups + k] = z;
             }
@@ -177,7 +145,7 @@ pub fn gptq(
         for o in 0..out {
             let (s, z) = (scales[o * groups + k], zeros[o * groups + k]);
             let v = wp[o * inn + j];
-            let qc = code(cfg, v, s, z);
+            let qc = cfg.code(v, s, z);
             q[o * inn + c] = qc;
             e[o] = (v - (qc - z) * s) / d;
         }
@@ -201,7 +169,9 @@ pub fn gptq(
 
 #[cfg(test)]
 mod tests {
+    use super::super::round_elem;
     use super::*;
+    use lowbit_dialects::ir::Elem;
 
     fn lcg(seed: &mut u64) -> f64 {
         *seed = seed

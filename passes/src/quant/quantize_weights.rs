@@ -148,6 +148,38 @@ impl QConfig {
         }
     }
 
+    /// Scale and zero point (0 when symmetric) of one group's values: symmetric
+    /// `max|w| / (2^(b-1) - 1)` (1 for an all-zero group); asymmetric AWQ's
+    /// `max(max - min, 1e-5) / (2^b - 1)` and `clamp(-round(min / scale), 0, 2^b - 1)`.
+    /// The scale is rounded to f32.
+    pub fn group_params(&self, vals: impl Iterator<Item = f64> + Clone) -> (f64, f64) {
+        if self.sym {
+            let amax = vals.fold(0.0f64, |m, v| m.max(v.abs()));
+            let s = round_elem(amax / self.qmax(), Elem::F32);
+            (if s > 0.0 { s } else { 1.0 }, 0.0)
+        } else {
+            let mx = vals.clone().fold(f64::NEG_INFINITY, f64::max);
+            let mn = vals.fold(f64::INFINITY, f64::min);
+            let s = round_elem((mx - mn).max(1e-5) / self.qmax(), Elem::F32);
+            (s, (-round_half_even(mn / s)).clamp(0.0, self.qmax()))
+        }
+    }
+
+    /// The code of `v` under scale `s` and zero point `z` (half to even, clamped).
+    pub fn code(&self, v: f64, s: f64, z: f64) -> f64 {
+        if self.sym {
+            round_half_even(v / s).clamp(-self.qmax() - 1.0, self.qmax())
+        } else {
+            (round_half_even(v / s) + z).clamp(0.0, self.qmax())
+        }
+    }
+
+    /// The largest code: `2^(b-1) - 1` symmetric, `2^b - 1` asymmetric.
+    fn qmax(&self) -> f64 {
+        let b = if self.sym { self.bits - 1 } else { self.bits };
+        ((1u32 << b) - 1) as f64
+    }
+
     /// Quantizes `w` (`[out, in]`, row-major).
     pub fn quantize(&self, w: &[f64], out: usize, inn: usize) -> QWeight {
         let g = self.group_len(inn);
@@ -159,25 +191,12 @@ impl QConfig {
             for k in 0..groups {
                 let range = o * inn + k * g..o * inn + ((k + 1) * g).min(inn);
                 let vals = &w[range.clone()];
-                if self.sym {
-                    let qmax = ((1u32 << (self.bits - 1)) - 1) as f64;
-                    let amax = vals.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-                    let s = round_elem(amax / qmax, Elem::F32);
-                    let s = if s > 0.0 { s } else { 1.0 };
-                    for (dst, &v) in q[range].iter_mut().zip(vals) {
-                        *dst = round_half_even(v / s).clamp(-qmax - 1.0, qmax);
-                    }
-                    scales.push(s);
-                } else {
-                    let qmax = ((1u32 << self.bits) - 1) as f64;
-                    let mx = vals.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                    let mn = vals.iter().copied().fold(f64::INFINITY, f64::min);
-                    let s = round_elem((mx - mn).max(1e-5) / qmax, Elem::F32);
-                    let z = (-round_half_even(mn / s)).clamp(0.0, qmax);
-                    for (dst, &v) in q[range].iter_mut().zip(vals) {
-                        *dst = (round_half_even(v / s) + z).clamp(0.0, qmax);
-                    }
-                    scales.push(s);
+                let (s, z) = self.group_params(vals.iter().copied());
+                for (dst, &v) in q[range].iter_mut().zip(vals) {
+                    *dst = self.code(v, s, z);
+                }
+                scales.push(s);
+                if !self.sym {
                     zeros.push(z);
                 }
             }
