@@ -520,9 +520,9 @@ impl QuantizeWeights {
         w: Value,
         qw: QWeight,
     ) -> Result<(), PassError> {
-        let t = stored(NAME, f, &env.weights, w)?;
-        let (out, inn) = (t.ty.shape[0] as usize, t.ty.shape[1] as usize);
-        let wty = t.ty.clone();
+        // The caller read the stored tensor (whose type `stored` checked against `w`'s).
+        let wty = f.ty(w).clone();
+        let (out, inn) = (wty.shape[0] as usize, wty.shape[1] as usize);
         let wop = f.def_op(w).expect("weights are op results");
         let name = weight_name(f, w).expect("checked").to_string();
         let loc = f.ops[wop].loc.clone();
